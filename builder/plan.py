@@ -1,0 +1,155 @@
+"""Plan: one target of one recipe, resolved into what the sandbox will run.
+
+The plan is pure data computed from the Recipe, the Target and the prepared
+sources; it never touches Docker. Steps are argv vectors: the builder's own
+steps (accounts, patches) run without a shell, recipe steps run as `sh -eu -c`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .recipe.model import Recipe, Target
+from .sources import PreparedSource
+
+BUILD_ROOT = "/build"
+SOURCES_IN_SANDBOX = f"{BUILD_ROOT}/src"
+PATCHES_IN_SANDBOX = f"{BUILD_ROOT}/patches"
+DEFAULT_EPOCH = 315532800  # 1980-01-01, the oldest date every archive format can hold
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    number: int
+    title: str  # one line for progress displays and error messages
+    argv: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    recipe: Recipe
+    target: Target
+    release: int  # package revision (recipe's, or --revision)
+    sources: tuple[PreparedSource, ...]
+    steps: tuple[BuildStep, ...]
+    env: tuple[tuple[str, str], ...]
+    source_date_epoch: int
+
+    @property
+    def version(self) -> str:
+        return self.recipe.package.version
+
+    @property
+    def full_version(self) -> str:
+        return f"{self.version}-{self.release}"
+
+    @property
+    def overridden(self) -> tuple[str, ...]:
+        return tuple(source.name for source in self.sources if source.overridden)
+
+    @property
+    def cache_key(self) -> str:
+        """Everything that decides the build's output, hashed (for a future build cache)."""
+        material = {
+            "target": repr(self.target),
+            "release": self.release,
+            "sources": [(s.name, s.sha256) for s in self.sources],
+            "patches": [_file_sha256(p.file) for p in self.target.patches],
+            "env": self.env,
+            "epoch": self.source_date_epoch,
+        }
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_date_epoch(recipe_path: Path) -> int:
+    """SOURCE_DATE_EPOCH, else the recipe's last commit time, else a fixed date."""
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        return int(os.environ["SOURCE_DATE_EPOCH"])
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%ct", "--", recipe_path.name],
+            cwd=recipe_path.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        if out.isdigit():
+            return int(out)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return DEFAULT_EPOCH
+
+
+def _account_steps(target: Target) -> list[tuple[str, tuple[str, ...]]]:
+    steps = []
+    for group in target.accounts.groups:
+        steps.append((f"create group {group.name} ({group.gid})", ("groupadd", "-g", str(group.gid), group.name)))
+    for user in target.accounts.users:
+        argv = ("useradd", "-r", "-M", "-u", str(user.uid), "-g", user.group, "-d", user.home, "-s", user.shell, user.name)
+        steps.append((f"create user {user.name} ({user.uid})", argv))
+    return steps
+
+
+def _title(script: str) -> str:
+    """A step's leading comment, else its first command, cut to one short line."""
+    lines = [line.strip() for line in script.splitlines() if line.strip()]
+    if lines and lines[0].startswith("#"):
+        text = lines[0].lstrip("#").strip()
+    else:
+        text = next((line for line in lines if not line.startswith("#")), "(empty step)")
+    return text if len(text) <= 72 else text[:69] + "..."
+
+
+def make_plan(
+    recipe: Recipe,
+    target: Target,
+    sources: tuple[PreparedSource, ...],
+    *,
+    release: int | None = None,
+    jobs: int | None = None,
+    epoch: int | None = None,
+) -> Plan:
+    jobs = jobs or target.jobs or os.cpu_count() or 1
+    epoch = source_date_epoch(recipe.path) if epoch is None else epoch
+    env: dict[str, str] = {
+        "MAKE": target.make,
+        "JOBS": str(jobs),
+        "EXTRA_CFLAGS": " ".join(target.cflags),
+        "PREFIX": recipe.layout.prefix,
+        "SOURCE_DATE_EPOCH": str(epoch),
+        "LC_ALL": "C",
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    }
+    for source in sources:
+        env[f"SRC_{source.name.upper()}"] = f"{SOURCES_IN_SANDBOX}/{source.name}"
+    env.update(dict(target.env))
+
+    titled: list[tuple[str, tuple[str, ...]]] = _account_steps(target)
+    for patch in target.patches:
+        argv = (
+            "patch", "--batch", "--forward", f"-p{patch.strip}",
+            "-d", f"{SOURCES_IN_SANDBOX}/{patch.source}",
+            "-i", f"{PATCHES_IN_SANDBOX}/{patch.file.name}",
+        )
+        titled.append((f"apply {patch.file.name} to {patch.source}", argv))
+    for script in target.steps:
+        titled.append((_title(script), ("sh", "-eu", "-c", script)))
+    steps = tuple(BuildStep(number, title, argv) for number, (title, argv) in enumerate(titled, 1))
+    return Plan(
+        recipe=recipe,
+        target=target,
+        release=release or recipe.package.release,
+        sources=tuple(sources),
+        steps=steps,
+        env=tuple(env.items()),
+        source_date_epoch=epoch,
+    )

@@ -1,0 +1,161 @@
+"""Typed values a validated recipe turns into.
+
+Later stages only ever see these frozen dataclasses, never the YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Source:
+    """One upstream tarball, pinned by size and checksums."""
+
+    name: str  # short handle used by steps: $SRC_<NAME> (upper-cased)
+    filename: str  # file name in the source cache, e.g. qmail-1.03.tar.gz
+    urls: tuple[str, ...]
+    size: int | None = None
+    sha256: str | None = None
+    sha512: str | None = None
+    md5: str | None = None
+
+    def checksums(self) -> dict[str, str]:
+        """The digests the recipe pins, by hashlib algorithm name."""
+        pinned = {"sha256": self.sha256, "sha512": self.sha512, "md5": self.md5}
+        return {algo: value for algo, value in pinned.items() if value}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A patch file written by this project, applied to one source tree."""
+
+    file: Path  # absolute path (resolved against the recipe's folder)
+    source: str  # name of the Source it applies to
+    strip: int = 1
+    targets: tuple[str, ...] = ()  # empty: every target
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    gid: int
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    uid: int
+    group: str  # primary group name
+    home: str
+    shell: str = "/usr/sbin/nologin"
+
+
+@dataclass(frozen=True)
+class Accounts:
+    groups: tuple[Group, ...]
+    users: tuple[User, ...]
+
+    def group(self, name: str) -> Group:
+        for group in self.groups:
+            if group.name == name:
+                return group
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class PackageMeta:
+    name: str
+    version: str
+    release: int
+    maintainer: str
+    license: str
+    summary: str
+    description: str
+    homepage: str
+    section: str = "mail"
+    priority: str = "optional"
+    depends: tuple[str, ...] = ()
+    recommends: tuple[str, ...] = ()
+    suggests: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    replaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Layout:
+    prefix: str = "/var/qmail"  # the tree `make setup` installs into
+    state: tuple[str, ...] = ("/var/qmail/queue",)  # trees recreated by scripts, not shipped
+    config: tuple[str, ...] = ("/var/qmail/control",)  # files below are conffiles
+    # extra absolute paths outside prefix to harvest (e.g. /usr/share/man/...)
+    harvest: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Services:
+    """daemontools services the package ships (issue 3 fills these in)."""
+
+    directories: tuple[str, ...] = ("/service", "/etc/service", "/var/service")
+    default_delivery: str = "./Maildir/"
+    log_dir: str = "/var/log/qmail"
+    smtpd: bool = True
+    # control files created on first install when absent (config-fast)
+    postmaster_alias_to: str = "root"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One build target with every per-target override already applied."""
+
+    name: str  # e.g. debian-12
+    family: str  # debian | rhel | freebsd
+    release: str  # e.g. bookworm, 9, 14.1
+    image: str  # build image reference, e.g. qmail-pkg/debian-12:latest
+    formats: tuple[str, ...]  # deb | rpm | freebsd
+    make: str  # make program (gmake on BSD)
+    jobs: int  # parallel make jobs; 0 = number of CPUs
+    env: tuple[tuple[str, str], ...]  # extra environment for steps, in order
+    cflags: tuple[str, ...]  # extra compiler flags appended to conf-cc ($EXTRA_CFLAGS)
+    steps: tuple[str, ...]  # shell snippets, run in order with sh -eu
+    patches: tuple[Patch, ...]  # patches that apply to this target
+    accounts: Accounts  # ids compiled into this target's binaries
+    suite: str = ""  # Debian suite for bootstrap images (bookworm...)
+    architecture: str = "amd64"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path  # the recipe file
+    package: PackageMeta
+    sources: tuple[Source, ...]
+    layout: Layout
+    services: Services
+    targets: tuple[Target, ...]
+
+    def target(self, name: str) -> Target:
+        for target in self.targets:
+            if target.name == name:
+                return target
+        raise KeyError(name)
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(name)
+
+
+__all__ = [
+    "Accounts",
+    "Group",
+    "Layout",
+    "PackageMeta",
+    "Patch",
+    "Recipe",
+    "Services",
+    "Source",
+    "Target",
+    "User",
+]

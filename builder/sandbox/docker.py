@@ -1,0 +1,214 @@
+"""Docker backend: one container per sandbox, networking off, no privileges.
+
+Containers carry the label `qmail-pkg=<role>` so that leftovers from a killed
+run can be found (`qmail-pkg clean`). Files go in and out as tar streams, never
+through bind mounts, so host ownership cannot leak into packages.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..errors import SandboxError
+from . import OutputSink
+
+LABEL = "qmail-pkg"
+# The main process only keeps the container alive; work happens through exec.
+KEEPALIVE = ["sleep", "infinity"]
+
+
+def client():
+    """A Docker client that answers, or a SandboxError saying how to get one."""
+    try:
+        import docker
+        import docker.errors
+
+        engine = docker.from_env(timeout=600)
+        engine.ping()
+        return engine
+    except Exception as exc:  # the SDK raises many types for "no engine"
+        raise SandboxError(
+            f"no Docker engine answers ({type(exc).__name__}: {exc}); "
+            "start one with `dockerd --bridge=none --iptables=false &` or run ./run.sh setup"
+        ) from None
+
+
+def image_exists(engine, reference: str) -> bool:
+    import docker.errors
+
+    try:
+        engine.images.get(reference)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def _tar_of_tree(host_dir: Path) -> bytes:
+    buffer = io.BytesIO()
+
+    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        return info
+
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(host_dir.iterdir()):
+            tar.add(path, arcname=path.name, filter=as_root)
+    return buffer.getvalue()
+
+
+class DockerSandbox:
+    def __init__(
+        self,
+        image: str,
+        *,
+        role: str = "build",
+        labels: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        cap_add: Sequence[str] = (),
+        hostname: str = "build.invalid",
+    ):
+        self.image = image
+        self.role = role
+        self.labels = {LABEL: role, **(labels or {})}
+        self.command = list(command or KEEPALIVE)
+        self.cap_add = list(cap_add)
+        self.hostname = hostname
+        self._engine = None
+        self._container = None
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        import docker.errors
+
+        self._engine = client()
+        try:
+            self._container = self._engine.containers.run(
+                self.image,
+                self.command,
+                detach=True,
+                network_mode="none",  # builds and verification never touch the network
+                labels=self.labels,
+                cap_add=self.cap_add or None,
+                privileged=False,
+                hostname=self.hostname,
+                init=True,  # reap zombies left by daemons we start in verification
+            )
+        except docker.errors.ImageNotFound:
+            raise SandboxError(f"image {self.image} not found; build it with `qmail-pkg images`") from None
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot start a container from {self.image}: {exc.explanation or exc}") from None
+
+    def destroy(self) -> None:
+        if self._container is None:
+            return
+        import docker.errors
+
+        try:
+            self._container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"cannot remove container {self._container.short_id}: {exc}") from None
+        finally:
+            self._container = None
+
+    def __enter__(self) -> "DockerSandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Runs on success, on errors and on KeyboardInterrupt alike.
+        self.destroy()
+
+    @property
+    def container_id(self) -> str:
+        return self._require().id
+
+    def _require(self):
+        if self._container is None:
+            raise SandboxError("sandbox used before start() or after destroy()")
+        return self._container
+
+    # -- files -----------------------------------------------------------
+    def put_tree(self, host_dir: Path, dest: str) -> None:
+        self.run(["mkdir", "-p", dest])
+        if not self._require().put_archive(dest, _tar_of_tree(host_dir)):
+            raise SandboxError(f"copying {host_dir} into the sandbox at {dest} failed")
+
+    def put_file(self, content: bytes, dest: str, mode: int = 0o644) -> None:
+        folder, _, name = dest.rpartition("/")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = mode
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(content))
+        self.run(["mkdir", "-p", folder or "/"])
+        if not self._require().put_archive(folder or "/", buffer.getvalue()):
+            raise SandboxError(f"copying a file into the sandbox at {dest} failed")
+
+    def get_tar(self, path: str, into: Path) -> Path:
+        import docker.errors
+
+        try:
+            stream, _ = self._require().get_archive(path)
+        except docker.errors.NotFound:
+            raise SandboxError(f"{path} does not exist in the sandbox") from None
+        with open(into, "wb") as out:
+            for chunk in stream:
+                out.write(chunk)
+        return into
+
+    # -- processes -------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str = "/",
+        on_output: OutputSink | None = None,
+        user: str = "root",
+    ) -> int:
+        container = self._require()
+        api = self._engine.api
+        exec_id = api.exec_create(
+            container.id,
+            list(argv),
+            environment=dict(env or {}),
+            workdir=workdir,
+            user=user,
+            stdout=True,
+            stderr=True,
+        )["Id"]
+        pending = b""
+        for chunk in api.exec_start(exec_id, stream=True):
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            if on_output:
+                for line in lines:
+                    on_output(line.decode("utf-8", "replace"))
+        if pending and on_output:
+            on_output(pending.decode("utf-8", "replace"))
+        return api.exec_inspect(exec_id)["ExitCode"]
+
+    def output(self, argv: Sequence[str], **kwargs) -> tuple[int, str]:
+        """Run and collect the output (for short commands)."""
+        lines: list[str] = []
+        code = self.run(argv, on_output=lines.append, **kwargs)
+        return code, "\n".join(lines)
+
+
+def remove_leftovers() -> list[str]:
+    """Remove every container this tool labelled; return their short ids."""
+    engine = client()
+    removed = []
+    for container in engine.containers.list(all=True, filters={"label": LABEL}):
+        container.remove(force=True)
+        removed.append(container.short_id)
+    return removed
