@@ -104,8 +104,9 @@ def test_real_recipe_targets_resolve_anchors_and_overrides() -> None:
     # *linux_errno: every target gets the same errno fix before build.steps
     assert d11.steps == d12.steps == d13.steps
     assert "extern int errno" in d13.steps[0]
-    assert d13.steps[1] == 'cd "$SRC_SYNCDIR" && "$MAKE"'
-    assert d13.steps[-1] == 'cd "$SRC_QMAIL" && "$MAKE" setup check'
+    assert d13.steps[1].startswith("# build libsyncdir.a")
+    assert d13.steps[-1].rstrip().endswith('"$MAKE" setup check')
+    assert any('#include "alloc.h"' in step for step in d13.steps)  # survives YAML comments
     assert d13.cflags == ("-Wno-error=implicit-function-declaration", "-Wno-error=implicit-int")
     assert d12.cflags == ()
     assert (d13.suite, d13.release, d13.formats, d13.architecture) == ("trixie", "13", ("deb",), "amd64")
