@@ -1,0 +1,237 @@
+"""`qmail-pkg`: thin command line over the stages. Parses arguments, calls the
+stages, renders progress and errors (one line each, non-zero exit)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from . import __version__
+from .errors import QmailPkgError, RecipeError
+
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+
+def _source_override(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name, Path(path).resolve()
+
+
+def _load(recipe_path: str):
+    from .recipe import load_recipe
+
+    return load_recipe(recipe_path)
+
+
+def _targets(recipe, names: list[str] | None, all_targets: bool):
+    if all_targets:
+        return list(recipe.targets)
+    if not names:
+        raise QmailPkgError(
+            f"{recipe.path}: name a target with --target (one of: {', '.join(t.name for t in recipe.targets)}) or use --all"
+        )
+    chosen = []
+    for name in names:
+        try:
+            chosen.append(recipe.target(name))
+        except KeyError:
+            known = ", ".join(t.name for t in recipe.targets)
+            raise QmailPkgError(f"{recipe.path}: no target '{name}' (known: {known})") from None
+    return chosen
+
+
+# -- commands -----------------------------------------------------------------
+def cmd_validate(args) -> int:
+    from .recipe import validate_paths
+
+    problems = validate_paths(args.recipes)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not problems and not args.quiet:
+        for path in args.recipes:
+            print(f"{path}: ok")
+    return 1 if problems else 0
+
+
+def cmd_schema(args) -> int:
+    from .recipe import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def _build_options(args):
+    from .pipeline import BuildOptions
+    from .sources import default_cache_dir
+
+    return BuildOptions(
+        out_dir=Path(args.out).resolve(),
+        sources_dir=Path(args.sources).resolve() if args.sources else default_cache_dir(),
+        overrides=tuple(args.source or ()),
+        release=args.revision,
+        jobs=args.jobs,
+        quiet=args.json,
+    )
+
+
+def cmd_build(args) -> int:
+    from .pipeline import build_target
+
+    recipe = _load(args.recipe)
+    options = _build_options(args)
+    for name, _ in options.overrides:
+        if name not in {s.name for s in recipe.sources}:
+            raise QmailPkgError(f"--source {name}=...: the recipe has no source named '{name}'")
+    results = [build_target(recipe, target, options) for target in _targets(recipe, args.target, args.all)]
+    if args.json:
+        summary = [
+            {
+                "target": r.target,
+                "artifacts": [
+                    {"path": str(a.path), "format": a.format, "sha256": a.sha256, "size": a.size} for a in r.artifacts
+                ],
+                "record": str(r.record_path),
+                "log": str(r.log_path),
+                "durations": r.durations,
+            }
+            for r in results
+        ]
+        print(json.dumps(summary, indent=1))
+    else:
+        for result in results:
+            for artifact in result.artifacts:
+                print(f"{artifact.path}  sha256={artifact.sha256}  {artifact.size} bytes")
+    return 0
+
+
+def cmd_images(args) -> int:
+    from .sandbox.images import ensure_image, image_spec
+
+    recipe = _load(args.recipe)
+    roles = ("build", "verify") if args.verify else ("build",)
+    for target in _targets(recipe, args.target, args.all):
+        for role in roles:
+            spec = image_spec(target, role)
+            image_id = ensure_image(spec, lambda line: print(line, file=sys.stderr))
+            print(f"{spec.reference} {image_id[:19]}")
+    return 0
+
+
+def cmd_selftest(args) -> int:
+    from .selftest import run_selftest
+
+    return run_selftest(Path(args.out).resolve() if args.out else None, target_name=args.target)
+
+
+def cmd_verify(args) -> int:
+    from .verify import run_verify
+
+    recipe = _load(args.recipe)
+    target = _targets(recipe, [args.target], False)[0]
+    report = run_verify(
+        recipe,
+        target,
+        [Path(p).resolve() for p in args.artifacts],
+        previous=Path(args.previous).resolve() if args.previous else None,
+        messages=args.messages,
+        stream=None if args.json else sys.stderr,
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    return 0 if report.passed else 1
+
+
+def cmd_clean(args) -> int:
+    from .sandbox.docker import remove_leftovers
+
+    removed = remove_leftovers()
+    print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qmail-pkg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"qmail-pkg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check recipes; one line per problem")
+    p.add_argument("recipes", nargs="+")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the recipe JSON Schema")
+    p.set_defaults(func=cmd_schema)
+
+    def target_args(p, many: bool = True):
+        p.add_argument("recipe")
+        p.add_argument("--target", action="append", help="target name (repeatable)")
+        p.add_argument("--all", action="store_true", help="every target of the recipe")
+
+    p = sub.add_parser("build", help="build packages for targets of a recipe")
+    target_args(p)
+    p.add_argument("--out", default="dist", help="output folder (default: dist)")
+    p.add_argument("--sources", help="source cache folder (default: $QMAIL_PKG_SOURCES or XDG cache)")
+    p.add_argument("--source", action="append", type=_source_override, metavar="NAME=PATH",
+                   help="development override: use a local tarball or directory (marks the build unofficial)")
+    p.add_argument("--revision", type=int, help="package revision instead of the recipe's release")
+    p.add_argument("--jobs", type=int, help="parallel make jobs (default: target's, else CPUs)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("images", help="make sure the base images exist (bootstrap them if not)")
+    target_args(p)
+    p.add_argument("--verify", action="store_true", help="also the verification images")
+    p.set_defaults(func=cmd_images)
+
+    p = sub.add_parser("selftest", help="build and check a tiny built-in package, offline")
+    p.add_argument("--out", help="keep the artifacts in this folder")
+    p.add_argument("--target", default="debian-12")
+    p.set_defaults(func=cmd_selftest)
+
+    p = sub.add_parser("verify", help="install/upgrade/remove lifecycle checks in clean sandboxes")
+    p.add_argument("artifacts", nargs="+")
+    p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
+    p.add_argument("--target", required=True)
+    p.add_argument("--previous", help="artifact to upgrade from (default: the first of several artifacts)")
+    p.add_argument("--messages", type=int, default=200, help="messages in flight during the upgrade")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("clean", help="remove containers left behind by killed runs")
+    p.set_defaults(func=cmd_clean)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RecipeError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 1
+    except QmailPkgError as exc:
+        print(f"qmail-pkg: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("qmail-pkg: interrupted; sandboxes removed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line, traceback only on request
+        if os.environ.get("QMAIL_PKG_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

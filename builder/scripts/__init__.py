@@ -1,0 +1,16 @@
+"""Maintainer scripts (install/upgrade/remove) and daemontools service files."""
+
+from .model import ScriptModel, ServiceFile, ServiceSpec, StateEntry, queue_state, script_model
+from .render import render_library, render_maintainer_scripts, render_service_files
+
+__all__ = [
+    "ScriptModel",
+    "ServiceFile",
+    "ServiceSpec",
+    "StateEntry",
+    "queue_state",
+    "render_library",
+    "render_maintainer_scripts",
+    "render_service_files",
+    "script_model",
+]

@@ -1,0 +1,183 @@
+"""What the maintainer scripts and the daemontools service files are made from.
+
+A ScriptModel is plain data: every value in it ends up shell-quoted in the
+rendered scripts (see render.py), so nothing here needs escaping.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..recipe.model import Accounts, Recipe, Target
+
+STATE_KINDS = ("dir", "file", "fifo")
+# Owners and groups a state entry may use besides the compiled-in accounts.
+SYSTEM_OWNERS = ("root",)
+SYSTEM_GROUPS = ("root", "wheel")
+
+
+def _check_path(what: str, path: str) -> None:
+    if not path.startswith("/"):
+        raise ValueError(f"{what}: {path!r} is not an absolute path")
+    if "\n" in path or "\0" in path:
+        raise ValueError(f"{what}: {path!r} contains a newline or NUL")
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    """Runtime state (the queue skeleton): recreated by postinst, never shipped."""
+
+    path: str
+    kind: str  # "dir" | "file" | "fifo"
+    owner: str
+    group: str
+    mode: int  # including setuid/setgid/sticky bits, e.g. 0o750
+
+    def __post_init__(self) -> None:
+        _check_path("state entry", self.path)
+        if self.kind not in STATE_KINDS:
+            raise ValueError(f"state entry {self.path}: kind {self.kind!r} is not one of {', '.join(STATE_KINDS)}")
+        if not 0 <= self.mode <= 0o7777:
+            raise ValueError(f"state entry {self.path}: mode {self.mode:o} is out of range")
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One daemontools service the package ships."""
+
+    name: str  # link name in the service directory: qmail-send, qmail-smtpd
+    directory: str  # e.g. /var/qmail/supervise/qmail-send (holds run and log/run)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
+            raise ValueError(f"service name {self.name!r}: use letters, digits, '.', '_' and '-' only")
+        _check_path(f"service {self.name}", self.directory)
+
+
+@dataclass(frozen=True)
+class ServiceFile:
+    """A file render_service_files produces: the package ships it."""
+
+    path: str
+    content: str
+    mode: int
+
+
+@dataclass(frozen=True)
+class ScriptModel:
+    package: str  # qmail-syncdir
+    version: str  # full version, e.g. 1.03-1
+    prefix: str  # /var/qmail
+    accounts: Accounts  # ids compiled into this build
+    state: tuple[StateEntry, ...]  # creation order, parents first
+    services: tuple[ServiceSpec, ...]
+    service_dirs: tuple[str, ...]  # candidates; the first that exists wins
+    log_dir: str  # /var/log/qmail; multilog writes log_dir/<service>
+    default_delivery: str  # ./Maildir/
+    postmaster_alias_to: str  # root
+    sendmail_links: tuple[tuple[str, str], ...]  # shipped by the package itself
+    state_dir: str  # /var/lib/qmail-syncdir: the scripts' own bookkeeping
+    # Roles of the qmail accounts the scripts and run files need by name.
+    log_user: str = "qmaill"
+    smtpd_user: str = "qmaild"
+    alias_user: str = "alias"
+    tcp_rules: str = "/etc/tcp.smtp.cdb"  # tcpserver -x, used only when it exists
+    smtpd_softlimit: int = 8000000  # softlimit -m for qmail-smtpd
+    # Bounds, in seconds, of the waits around svc.
+    stop_timeout: int = 60  # svc -d / svc -dx until down / supervise gone
+    start_timeout: int = 10  # after linking on first install, until up
+
+    def __post_init__(self) -> None:
+        if not self.package or not all(c.isalnum() or c in "+-." for c in self.package):
+            raise ValueError(f"package name {self.package!r} is not a valid package name")
+        for what, path in (("prefix", self.prefix), ("log_dir", self.log_dir), ("state_dir", self.state_dir)):
+            _check_path(what, path)
+        if self.state_dir.rstrip("/") in ("", "/var", "/var/lib", "/etc", "/usr"):
+            raise ValueError(f"state_dir {self.state_dir!r} must be a directory of its own")
+        for directory in self.service_dirs:
+            _check_path("service directory", directory)
+        users = {user.name for user in self.accounts.users}
+        groups = {group.name for group in self.accounts.groups}
+        for user in self.accounts.users:
+            if user.group not in groups:
+                raise ValueError(f"user {user.name}: primary group {user.group!r} is not among the accounts")
+        for role in ("log_user", "smtpd_user", "alias_user"):
+            if getattr(self, role) not in users:
+                raise ValueError(f"{role} {getattr(self, role)!r} is not among the accounts")
+        for entry in self.state:
+            if entry.owner not in users and entry.owner not in SYSTEM_OWNERS:
+                raise ValueError(f"state entry {entry.path}: owner {entry.owner!r} is not among the accounts")
+            if entry.group not in groups and entry.group not in SYSTEM_GROUPS:
+                raise ValueError(f"state entry {entry.path}: group {entry.group!r} is not among the accounts")
+        names = [service.name for service in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate service names: {names}")
+        if not self.default_delivery.strip() or "\n" in self.default_delivery:
+            raise ValueError("default_delivery must be one non-empty line")
+        if not self.postmaster_alias_to.strip() or "\n" in self.postmaster_alias_to:
+            raise ValueError("postmaster_alias_to must be one non-empty line")
+        for number in ("smtpd_softlimit", "stop_timeout", "start_timeout"):
+            if not isinstance(getattr(self, number), int) or getattr(self, number) < 0:
+                raise ValueError(f"{number} must be a non-negative integer")
+
+    def user(self, name: str):
+        for user in self.accounts.users:
+            if user.name == name:
+                return user
+        raise KeyError(name)
+
+
+def queue_state(prefix: str, split: int = 23, qmailq: str = "qmailq", qmails: str = "qmails",
+                qmailr: str = "qmailr", group: str = "qmail") -> tuple[StateEntry, ...]:
+    """The queue skeleton qmail's `make setup` creates (owners, modes), parents first.
+
+    Used when the packaging stage has not harvested one from the build.
+    """
+    queue = f"{prefix.rstrip('/')}/queue"
+    entries = [
+        StateEntry(queue, "dir", qmailq, group, 0o750),
+        StateEntry(f"{queue}/pid", "dir", qmailq, group, 0o700),
+        StateEntry(f"{queue}/intd", "dir", qmailq, group, 0o700),
+        StateEntry(f"{queue}/todo", "dir", qmailq, group, 0o750),
+        StateEntry(f"{queue}/bounce", "dir", qmails, group, 0o700),
+    ]
+    for sub, owner, mode in (("mess", qmailq, 0o750), ("info", qmails, 0o700),
+                             ("local", qmails, 0o700), ("remote", qmails, 0o700)):
+        entries.append(StateEntry(f"{queue}/{sub}", "dir", owner, group, mode))
+        entries.extend(StateEntry(f"{queue}/{sub}/{i}", "dir", owner, group, mode) for i in range(split))
+    entries += [
+        StateEntry(f"{queue}/lock", "dir", qmailq, group, 0o750),
+        StateEntry(f"{queue}/lock/tcpto", "file", qmailr, group, 0o644),
+        StateEntry(f"{queue}/lock/sendmutex", "file", qmails, group, 0o600),
+        StateEntry(f"{queue}/lock/trigger", "fifo", qmails, group, 0o622),
+    ]
+    return tuple(entries)
+
+
+def script_model(recipe: Recipe, target: Target, state: tuple[StateEntry, ...] | None = None) -> ScriptModel:
+    """The ScriptModel for one target of a recipe.
+
+    `state` is the harvested queue skeleton; without it qmail's default is used.
+    """
+    prefix = recipe.layout.prefix.rstrip("/") or "/"
+    supervise = f"{prefix}/supervise"
+    services = [ServiceSpec("qmail-send", f"{supervise}/qmail-send")]
+    if recipe.services.smtpd:
+        services.append(ServiceSpec("qmail-smtpd", f"{supervise}/qmail-smtpd"))
+    package = recipe.package
+    return ScriptModel(
+        package=package.name,
+        version=f"{package.version}-{package.release}",
+        prefix=prefix,
+        accounts=target.accounts,
+        state=state if state is not None else queue_state(prefix),
+        services=tuple(services),
+        service_dirs=tuple(recipe.services.directories),
+        log_dir=recipe.services.log_dir,
+        default_delivery=recipe.services.default_delivery,
+        postmaster_alias_to=recipe.services.postmaster_alias_to,
+        sendmail_links=(("/usr/sbin/sendmail", f"{prefix}/bin/sendmail"),
+                        ("/usr/lib/sendmail", f"{prefix}/bin/sendmail")),
+        state_dir=f"/var/lib/{package.name}",
+    )

@@ -1,0 +1,91 @@
+"""Checks on an installed system inside a sandbox. Each returns a CheckResult
+with the evidence it saw, so reports say why something passed or failed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..staged import FIND_FORMAT, parse_find_output
+
+SYNCDIR_SYMBOLS = ("open", "link", "rename", "unlink")
+PACKAGE_DROP = "/tmp/qmail-pkg-artifacts"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    passed: bool
+    evidence: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "evidence": self.evidence}
+
+
+def put_artifact(sandbox, artifact: Path) -> str:
+    dest = f"{PACKAGE_DROP}/{artifact.name}"
+    sandbox.put_file(artifact.read_bytes(), dest)
+    return dest
+
+
+def installed_entries(sandbox, paths: list[str], names: set[str]):
+    code, out = sandbox.output(["find", *paths, "-printf", FIND_FORMAT])
+    if code != 0:
+        return None, out
+    return {e.path: e for e in parse_find_output(out.splitlines(), names | {"root"})}, ""
+
+
+def check_layout(sandbox, manifest: list[dict], names: set[str], prefix: str) -> CheckResult:
+    """Every entry of the build's staged manifest exists installed with the same type, owner, group and mode."""
+    installed, error = installed_entries(sandbox, [prefix], names)
+    if installed is None:
+        return CheckResult("layout", False, f"find {prefix} failed: {error}")
+    wrong = []
+    checked = 0
+    for row in manifest:
+        if not row["path"].startswith(prefix):
+            continue
+        checked += 1
+        entry = installed.get(row["path"])
+        if entry is None:
+            wrong.append(f"missing {row['path']}")
+            continue
+        want = (row["type"], int(row["mode"], 8), row["owner"], row["group"])
+        have = (entry.kind, entry.mode, entry.owner, entry.group)
+        if row["type"] == "symlink":
+            want, have = want[:1], have[:1]
+        if want != have:
+            wrong.append(f"{row['path']}: want {want[0]} {want[1]:04o} {want[2]}:{want[3]}, have {entry.describe()}")
+    if wrong:
+        return CheckResult("layout", False, f"{len(wrong)} of {checked} entries differ: " + "; ".join(wrong[:8]))
+    return CheckResult("layout", True, f"{checked} entries below {prefix} match the build manifest")
+
+
+def check_syncdir_symbols(sandbox, binaries: list[str]) -> CheckResult:
+    """The binaries define open/link/rename/unlink themselves (syncdir), not import them from libc."""
+    problems, seen = [], []
+    for binary in binaries:
+        code, out = sandbox.output(["nm", "-D", binary])
+        if code != 0:
+            problems.append(f"nm -D {binary} failed: {out.strip()[:200]}")
+            continue
+        defined = {line.split()[-1] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1] == "T"}
+        missing = [name for name in SYNCDIR_SYMBOLS if name not in defined]
+        if missing:
+            problems.append(f"{binary} imports {','.join(missing)} from libc")
+        else:
+            seen.append(binary.rsplit("/", 1)[-1])
+    if problems:
+        return CheckResult("syncdir symbols", False, "; ".join(problems))
+    return CheckResult("syncdir symbols", True, f"T open/link/rename/unlink in {', '.join(seen)}")
+
+
+def check_setuid(sandbox, path: str, owner: str) -> CheckResult:
+    code, out = sandbox.output(["stat", "-c", "%a %U", path])
+    ok = code == 0 and out.strip() == f"4711 {owner}"
+    return CheckResult(f"setuid {path}", ok, f"stat: {out.strip()}")
+
+
+def load_record(record_path: Path) -> dict:
+    return json.loads(record_path.read_text())

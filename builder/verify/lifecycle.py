@@ -1,0 +1,375 @@
+"""`qmail-pkg verify`: the install / upgrade / remove lifecycle of real
+packages in a clean sandbox running svscan (the project's piuparts).
+
+Every step reports pass/fail with the evidence it saw. The maintainer scripts'
+svc calls are recorded by a logging wrapper placed before the real `svc` in
+PATH; it also notes the inode of bin/qmail-send at each call, which proves
+whether the call came before or after dpkg replaced the files.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import VerifyError
+from ..recipe.model import Recipe, Target
+from ..sandbox.docker import DockerSandbox
+from ..sandbox.images import ensure_image, image_spec
+from .checks import (
+    CheckResult,
+    check_layout,
+    check_syncdir_symbols,
+    load_record,
+    put_artifact,
+)
+from .install import PROOF_BINARIES
+
+SERVICE_DIR = "/service"
+SVC_LOG = "/var/log/qmail-pkg-svc.log"
+TEST_USER = "verifyuser"
+UP_SECONDS = 5  # "up" for this long with one pid means it is not crash-looping
+
+
+def _svc_wrapper(prefix: str) -> str:
+    return f"""#!/bin/sh
+# qmail-pkg verify: record every svc call, then run the real svc.
+inode=$(stat -c %i {shlex.quote(prefix)}/bin/qmail-send 2>/dev/null || echo none)
+queued=$(find {shlex.quote(prefix)}/queue/todo {shlex.quote(prefix)}/queue/mess -type f 2>/dev/null | wc -l)
+echo "$(date +%s.%N) inode=$inode queued=$queued svc $*" >> {SVC_LOG}
+exec /usr/bin/svc "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    record: dict
+
+    @property
+    def version(self) -> str:
+        return self.record["version"]
+
+
+@dataclass
+class Report:
+    target: str
+    steps: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.steps) and all(step.passed for step in self.steps)
+
+    def as_dict(self) -> dict:
+        return {"target": self.target, "passed": self.passed, "steps": [s.as_dict() for s in self.steps]}
+
+
+def find_record(artifact: Path) -> dict:
+    """The build record written beside the artifact by `qmail-pkg build`."""
+    records = sorted(artifact.parent.glob("*.build.json"))
+    for candidate in records:
+        record = load_record(candidate)
+        if any(a["file"] == artifact.name for a in record.get("artifacts", [])):
+            return record
+    raise VerifyError(f"{artifact}: no build record (*.build.json) beside it names this file; verify needs it")
+
+
+class Lifecycle:
+    """One verification run: a sandbox with svscan, and the steps in order."""
+
+    def __init__(self, recipe: Recipe, target: Target, sandbox: DockerSandbox, report: Report, emit: Callable[[CheckResult], None]):
+        self.recipe = recipe
+        self.target = target
+        self.box = sandbox
+        self.report = report
+        self.emit = emit
+        self.prefix = recipe.layout.prefix
+        self.names = {u.name for u in target.accounts.users} | {g.name for g in target.accounts.groups}
+        self.package = recipe.package.name
+
+    # -- helpers ---------------------------------------------------------
+    def sh(self, script: str) -> tuple[int, str]:
+        return self.box.output(["sh", "-c", script])
+
+    def result(self, name: str, passed: bool, evidence: str) -> bool:
+        check = CheckResult(name, passed, evidence)
+        self.report.steps.append(check)
+        self.emit(check)
+        return passed
+
+    def add(self, check: CheckResult, prefix: str) -> bool:
+        return self.result(f"{prefix}: {check.name}", check.passed, check.evidence)
+
+    def svstat(self, service: str) -> str:
+        return self.sh(f"svstat {SERVICE_DIR}/{service} 2>&1")[1].strip()
+
+    def wait_up(self, service: str, timeout: float = 40) -> tuple[bool, str]:
+        """Up for UP_SECONDS with the same pid: running, not crash-looping."""
+        deadline = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < deadline:
+            status = self.svstat(service)
+            match = re.search(r": up \(pid (\d+)\) (\d+) seconds", status)
+            if match and int(match.group(2)) >= UP_SECONDS:
+                return True, status
+            time.sleep(1)
+        return False, status or "no status"
+
+    def delivered(self) -> list[str]:
+        """Subjects of the messages in the test user's Maildir."""
+        code, out = self.sh(
+            f"cat /home/{TEST_USER}/Maildir/new/* /home/{TEST_USER}/Maildir/cur/* 2>/dev/null | grep '^Subject: ' || true"
+        )
+        return [line[len("Subject: "):].strip() for line in out.splitlines() if line.startswith("Subject: ")]
+
+    def inject(self, subjects: list[str]) -> tuple[int, str]:
+        # One exec for many messages: the loop runs inside the sandbox.
+        words = " ".join(shlex.quote(s) for s in subjects)
+        script = (
+            f"for s in {words}; do "
+            f"printf 'To: {TEST_USER}\\nSubject: %s\\n\\nqmail-pkg verify\\n' \"$s\" "
+            f"| {self.prefix}/bin/qmail-inject {TEST_USER} || exit 1; done"
+        )
+        return self.sh(script)
+
+    def wait_delivered(self, subjects: list[str], timeout: float) -> tuple[bool, str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = self.delivered()
+            missing = [s for s in subjects if s not in seen]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        dupes = sorted({s for s in seen if seen.count(s) > 1 and s in subjects})
+        ok = not missing and not dupes
+        return ok, f"{len(subjects) - len(missing)}/{len(subjects)} delivered, {len(dupes)} duplicated" + (
+            f"; missing e.g. {missing[:3]}" if missing else ""
+        ) + (f"; duplicated e.g. {dupes[:3]}" if dupes else "")
+
+    def dpkg_install(self, artifact: Artifact) -> tuple[int, str]:
+        path = put_artifact(self.box, artifact.path)
+        return self.sh(f"dpkg -i {shlex.quote(path)} 2>&1")
+
+    def svc_log(self) -> list[str]:
+        return self.sh(f"cat {SVC_LOG} 2>/dev/null || true")[1].splitlines()
+
+    def qmail_processes(self) -> str:
+        return self.sh("ps -eo pid,args | grep -E 'qmail-|supervise qmail|multilog' | grep -v grep || true")[1].strip()
+
+    # -- steps -----------------------------------------------------------
+    def prepare(self) -> None:
+        self.box.put_file(_svc_wrapper(self.prefix).encode(), "/usr/local/bin/svc", 0o755)
+        self.sh(
+            f"useradd -m -s /bin/sh {TEST_USER} && "
+            f"mkdir -p /home/{TEST_USER}/Maildir/new /home/{TEST_USER}/Maildir/cur /home/{TEST_USER}/Maildir/tmp && "
+            f"chown -R {TEST_USER}: /home/{TEST_USER}/Maildir"
+        )
+
+    def install(self, artifact: Artifact) -> bool:
+        code, out = self.dpkg_install(artifact)
+        if not self.result("install: dpkg -i on a clean system", code == 0, _tail(out)):
+            return False
+        self.add(check_layout(self.box, artifact.record["staged_manifest"], self.names, self.prefix), "install")
+        up, status = self.wait_up("qmail-send")
+        self.result("install: svscan brings qmail-send up", up, status)
+        subject = f"verify-install-{int(time.time())}"
+        code, out = self.inject([subject])
+        ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, f"qmail-inject failed: {_tail(out)}")
+        return self.result("install: local delivery into ~/Maildir", ok, evidence) and up
+
+    def syncdir_proof(self) -> None:
+        self.add(check_syncdir_symbols(self.box, [f"{self.prefix}/bin/{b}" for b in PROOF_BINARIES]), "syncdir")
+        trace = "/tmp/qmail-queue.trace"
+        code, out = self.sh(
+            f"printf 'To: {TEST_USER}\\nSubject: verify-strace\\n\\nx\\n' | "
+            f"strace -f -qq -o {trace} -e trace=open,openat,link,linkat,unlink,unlinkat,rename,renameat,fsync "
+            f"{self.prefix}/bin/qmail-inject {TEST_USER} 2>&1; echo exit=$?"
+        )
+        _, text = self.sh(f"cat {trace}")
+        ok, evidence = fsync_follows_queue_changes(text, f"{self.prefix}/queue")
+        self.result("syncdir: strace shows a directory fsync after every queue link/unlink", ok and "exit=0" in out, evidence)
+
+    def upgrade_in_flight(self, old: Artifact, new: Artifact, messages: int) -> None:
+        name = "upgrade"
+        control = f"{self.prefix}/control"
+        self.sh(f"echo verify.invalid >> {control}/locals; echo '# edited by the administrator' >> {control}/rcpthosts 2>/dev/null; true")
+        _, control_before = self.sh(f"cd {control} && sha256sum * 2>/dev/null")
+        self.sh(f"svc -d {SERVICE_DIR}/qmail-send")
+        subjects = [f"verify-flight-{n:04d}" for n in range(messages)]
+        code, out = self.inject(subjects)
+        if not self.result(f"{name}: {messages} messages queued while qmail-send is down", code == 0, _tail(out) or "queued"):
+            return
+        self.sh(f": > {SVC_LOG}")
+        # Bring qmail-send up on a full queue and start the upgrade at once.
+        code, out = self.sh(
+            f"svc -u {SERVICE_DIR}/qmail-send; "
+            f"until [ -n \"$(ls /home/{TEST_USER}/Maildir/new | grep -v install | head -1)\" ]; do sleep 0.05; done; "
+            f"dpkg -i {shlex.quote(put_artifact(self.box, new.path))} 2>&1"
+        )
+        self.result(f"{name}: dpkg -i {old.version} -> {new.version} while delivering", code == 0, _tail(out))
+        log = self.svc_log()
+        ok, evidence = svc_order(log)
+        self.result(f"{name}: svc -d before files are replaced, svc -u after", ok, evidence)
+        ok, evidence = self.wait_delivered(subjects, timeout=max(60, messages))
+        self.result(f"{name}: every in-flight message delivered exactly once", ok, evidence)
+        _, queued = self.sh(f"find {self.prefix}/queue/mess {self.prefix}/queue/todo -type f | wc -l")
+        self.result(f"{name}: queue drained", queued.strip() == "0", f"{queued.strip()} files left in mess/ and todo/")
+        _, control_after = self.sh(f"cd {control} && sha256sum * 2>/dev/null")
+        self.result(f"{name}: edited control files unchanged", control_before == control_after,
+                    "identical" if control_before == control_after else f"before: {control_before!r} after: {control_after!r}")
+        _, version = self.sh(f"dpkg-query -W -f '${{Version}}' {self.package}")
+        self.result(f"{name}: new version installed", version.strip() == new.version, version.strip())
+
+    def admin_down_stays_down(self, artifact: Artifact) -> None:
+        name = "upgrade with service down"
+        self.sh(f"svc -d {SERVICE_DIR}/qmail-send; sleep 2; : > {SVC_LOG}")
+        code, out = self.dpkg_install(artifact)
+        status = self.svstat("qmail-send")
+        ups = [line for line in self.svc_log() if " svc -u" in line and "qmail-send" in line]
+        self.result(f"{name}: a service the administrator took down stays down",
+                    code == 0 and ": down" in status and not ups,
+                    f"dpkg exit {code}; svstat: {status}; svc -u calls: {len(ups)}")
+        self.sh(f"svc -u {SERVICE_DIR}/qmail-send")
+
+    def remove_and_purge(self) -> None:
+        _, mail_before = self.sh(f"ls /home/{TEST_USER}/Maildir/new | wc -l")
+        code, out = self.sh(f"dpkg -r {self.package} 2>&1")
+        self.result("remove: dpkg -r", code == 0, _tail(out))
+        _, links = self.sh(f"ls -A {SERVICE_DIR}")
+        procs = self.qmail_processes()
+        self.result("remove: services unlinked and stopped, no qmail process left",
+                    not links.strip() and not procs, f"{SERVICE_DIR}: [{links.strip()}]; processes: [{procs}]")
+        _, left = self.sh(f"test -d {self.prefix}/queue && ls /home/{TEST_USER}/Maildir/new | wc -l")
+        self.result("remove: queue and Maildirs kept", left.strip() == mail_before.strip(),
+                    f"{left.strip() or 'no queue'} messages in Maildir (had {mail_before.strip()})")
+        code, out = self.sh(f"dpkg -P {self.package} 2>&1")
+        self.result("purge: dpkg -P", code == 0, _tail(out))
+        _, me = self.sh(f"test -e {self.prefix}/control/me && echo present || echo gone")
+        _, kept = self.sh(f"test -d {self.prefix}/queue && echo queue; ls /home/{TEST_USER}/Maildir/new | wc -l; getent passwd qmailq >/dev/null && echo accounts")
+        self.result("purge: generated configuration removed; queue, mail and accounts kept",
+                    me.strip() == "gone" and kept.split() == ["queue", mail_before.strip(), "accounts"],
+                    f"control/me {me.strip()}; kept: {' '.join(kept.split())}")
+
+    def reinstall(self, artifact: Artifact) -> None:
+        code, out = self.dpkg_install(artifact)
+        if not self.result("reinstall over leftover state: dpkg -i", code == 0, _tail(out)):
+            return
+        up, status = self.wait_up("qmail-send")
+        subject = f"verify-reinstall-{int(time.time())}"
+        code, out = self.inject([subject])
+        ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, _tail(out))
+        self.result("reinstall: qmail-send up and delivering", up and ok, f"{status}; {evidence}")
+
+
+def _tail(text: str, lines: int = 2) -> str:
+    return " | ".join(line.strip() for line in text.strip().splitlines()[-lines:])
+
+
+_CALL = re.compile(r"^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)")
+# qmail-queue chdirs into the queue and uses relative names such as "mess/7/123".
+_QUEUE_SUBDIRS = ("pid/", "mess/", "intd/", "todo/", "info/", "local/", "remote/", "bounce/")
+
+
+def _touches_queue(args: str, queue: str) -> bool:
+    return queue in args or any(f'"{sub}' in args for sub in _QUEUE_SUBDIRS)
+
+
+def fsync_follows_queue_changes(trace: str, queue: str) -> tuple[bool, str]:
+    """Every successful link/unlink/rename under the queue is followed, in the
+    same process, by an fsync before that process's next such change."""
+    pending: dict[str, str] = {}
+    changes = synced = 0
+    failures: list[str] = []
+    for line in trace.splitlines():
+        match = _CALL.match(line)
+        if not match:
+            continue
+        pid, call, args, result = match.groups()
+        if call in ("link", "linkat", "unlink", "unlinkat", "rename", "renameat") and int(result) == 0 and _touches_queue(args, queue):
+            if pid in pending:
+                failures.append(f"no fsync after {pending[pid]}")
+            pending[pid] = f"{call}({args[:60]})"
+            changes += 1
+        elif call == "fsync" and int(result) == 0 and pid in pending:
+            del pending[pid]
+            synced += 1
+    failures.extend(f"no fsync after {what}" for what in pending.values())
+    if changes == 0:
+        return False, "no link/unlink in the queue was traced"
+    if failures:
+        return False, f"{changes} queue changes, {len(failures)} without fsync: {failures[0]}"
+    return True, f"{changes} queue link/unlink/rename calls, each followed by fsync of the directory"
+
+
+def svc_order(log: list[str]) -> tuple[bool, str]:
+    """The scripts stopped qmail-send while the old binary was in place and
+    started it again only once the new one was."""
+    downs = [line for line in log if " svc -d" in line and "qmail-send" in line]
+    ups = [line for line in log if " svc -u" in line and "qmail-send" in line]
+    if not downs:
+        return False, "the scripts never ran svc -d on qmail-send"
+    if not ups:
+        return False, "the scripts never ran svc -u on qmail-send"
+    inode_down = re.search(r"inode=(\S+)", downs[0]).group(1)
+    inode_up = re.search(r"inode=(\S+)", ups[-1]).group(1)
+    queued = re.search(r"queued=(\d+)", downs[0]).group(1)
+    if log.index(downs[0]) > log.index(ups[-1]):
+        return False, "svc -u came before svc -d"
+    if inode_down == inode_up:
+        return False, f"qmail-send was not stopped before dpkg replaced it (same inode {inode_down} at svc -d and svc -u)"
+    if int(queued) == 0:
+        return False, "the queue was already empty at svc -d: the upgrade did not interrupt a working qmail-send"
+    return True, f"svc -d on the old qmail-send (inode {inode_down}, {queued} queue files), svc -u on the new (inode {inode_up})"
+
+
+def _printer(stream: TextIO | None) -> Callable[[CheckResult], None]:
+    def emit(check: CheckResult) -> None:
+        if stream is not None:
+            print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.evidence}", file=stream, flush=True)
+
+    return emit
+
+
+def run_verify(
+    recipe: Recipe,
+    target: Target,
+    artifacts: list[Path],
+    previous: Path | None = None,
+    messages: int = 200,
+    stream: TextIO | None = None,
+) -> Report:
+    if target.family != "debian":
+        raise VerifyError(f"{target.name}: lifecycle verification exists for Debian targets only so far")
+    for path in [*artifacts, *([previous] if previous else [])]:
+        if not path.exists():
+            raise VerifyError(f"{path}: no such artifact")
+    current = Artifact(artifacts[-1], find_record(artifacts[-1]))
+    old_path = previous or (artifacts[0] if len(artifacts) > 1 else artifacts[-1])
+    old = Artifact(old_path, find_record(old_path))
+    spec = image_spec(target, "verify")
+    ensure_image(spec)
+    report = Report(target.name)
+    emit = _printer(stream)
+    sandbox = DockerSandbox(
+        spec.reference,
+        role="verify",
+        labels={"qmail-pkg.target": target.name},
+        command=["sh", "-c", f"mkdir -p {SERVICE_DIR} && exec svscan {SERVICE_DIR}"],
+        cap_add=["SYS_PTRACE"],  # strace for the syncdir proof; verification containers only
+        hostname="verify.example.org",
+    )
+    with sandbox:
+        life = Lifecycle(recipe, target, sandbox, report, emit)
+        life.prepare()
+        if life.install(old):
+            life.syncdir_proof()
+            life.upgrade_in_flight(old, current, messages)
+            life.admin_down_stays_down(current)
+            life.remove_and_purge()
+            life.reinstall(current)
+    return report

@@ -1,0 +1,68 @@
+"""Shared fixtures: the miniature qmail + syncdir sources and packages built
+from them with the real recipe, in a real Docker engine (built once per run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "qmail-syncdir.yaml"
+TARGET = "debian-12"
+
+
+def docker_available() -> str | None:
+    try:
+        from builder.sandbox.docker import client
+
+        client()
+        return None
+    except Exception as exc:  # reported as the skip reason
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    problem = docker_available()
+    if problem:
+        pytest.fail(f"these tests need a Docker engine (./run.sh setup starts one): {problem}")
+
+
+@pytest.fixture(scope="session")
+def recipe():
+    from builder.recipe import load_recipe
+
+    return load_recipe(RECIPE)
+
+
+@pytest.fixture(scope="session")
+def fixture_sources(tmp_path_factory):
+    from builder.fixtures import write_sources
+
+    return write_sources(tmp_path_factory.mktemp("fixture-sources"))
+
+
+def _build(recipe, sources, out: Path, release: int):
+    from builder.pipeline import BuildOptions, build_target
+
+    options = BuildOptions(
+        out_dir=out,
+        sources_dir=out / "no-cache",
+        overrides=tuple(sources.items()),
+        release=release,
+        quiet=True,
+    )
+    return build_target(recipe, recipe.target(TARGET), options)
+
+
+@pytest.fixture(scope="session")
+def built(engine, recipe, fixture_sources, tmp_path_factory):
+    """Revision 1 of the fixture package."""
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r1"), release=1)
+
+
+@pytest.fixture(scope="session")
+def built_next(engine, recipe, fixture_sources, tmp_path_factory):
+    """Revision 2: the upgrade target for lifecycle verification."""
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r2"), release=2)

@@ -1,0 +1,115 @@
+"""The first vertical slice, for real: recipe -> Docker build -> .deb -> dpkg -i
+in a clean container, with owners, modes, setuid and syncdir linkage checked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.errors import BuildError
+from builder.sandbox.docker import DockerSandbox, LABEL, client
+from builder.sandbox.images import ensure_image, image_spec
+from builder.verify.checks import check_syncdir_symbols, put_artifact
+from builder.verify.install import install_and_check
+
+from .conftest import TARGET
+
+pytestmark = pytest.mark.docker
+
+
+def deb_of(result) -> Path:
+    return next(a.path for a in result.artifacts if a.format == "deb")
+
+
+def test_artifact_and_record_written(built):
+    deb = deb_of(built)
+    assert deb.name == "qmail-syncdir_1.03-1_amd64.deb"
+    record = json.loads(built.record_path.read_text())
+    assert record["target"] == TARGET and record["version"] == "1.03-1"
+    assert record["official"] is False and set(record["overridden_sources"]) == {"qmail", "syncdir"}
+    assert record["accounts"]["users"]["qmailq"]["uid"] == 974
+    assert record["artifacts"][0]["sha256"] == __import__("hashlib").sha256(deb.read_bytes()).hexdigest()
+    log = built.log_path.read_text()
+    assert "==> step 16/16" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1_amd64.deb" in log
+    # nothing but the finished files in the target folder
+    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name])
+
+
+def test_dpkg_deb_control_and_contents(built):
+    deb = deb_of(built)
+    info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True).stdout
+    assert "Package: qmail-syncdir" in info and "Version: 1.03-1" in info
+    assert "Section: mail" in info and "Provides: mail-transport-agent" in info
+    assert "Conflicts: mail-transport-agent" in info
+    assert "UNOFFICIAL BUILD" in info  # overridden sources are marked in the description
+    for script in ("preinst", "postinst", "prerm", "postrm"):
+        assert f" {script}" in info
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
+    rows = {line.split()[-1].rstrip("/"): line.split() for line in listing.splitlines() if " -> " not in line}
+    assert rows["./var/qmail/bin/qmail-queue"][:2] == ["-rws--x--x", "qmailq/qmail"]
+    assert rows["./var/qmail/alias"][:2] == ["drwxr-sr-x", "alias/qmail"]
+    assert rows["./var/qmail"][:2] == ["drwxr-xr-x", "root/qmail"]
+    # the queue is state: never shipped, recreated by the scripts
+    assert not [path for path in rows if path.startswith("./var/qmail/queue")]
+    control = subprocess.run(["dpkg-deb", "-I", str(deb), "conffiles"], capture_output=True, text=True).stdout
+    assert "/var/qmail/control/defaultdelivery" in control
+
+
+def test_installs_on_a_clean_system_with_exact_ownership(built, recipe):
+    results = install_and_check(recipe, recipe.target(TARGET), deb_of(built), built.record_path)
+    failed = [f"{r.name}: {r.evidence}" for r in results if not r.passed]
+    assert not failed, failed
+    names = [r.name for r in results]
+    assert "layout" in names and "syncdir symbols" in names and "dpkg --verify" in names
+
+
+def test_queue_state_recreated_with_owners_modes_and_fifo(built, recipe):
+    target = recipe.target(TARGET)
+    spec = image_spec(target, "verify")
+    ensure_image(spec)
+    with DockerSandbox(spec.reference, role="verify") as box:
+        path = put_artifact(box, deb_of(built))
+        code, out = box.output(["dpkg", "-i", path])
+        assert code == 0, out
+        code, out = box.output(
+            ["stat", "-c", "%F %a %U %G %n", "/var/qmail/queue/lock/trigger", "/var/qmail/queue/mess/22",
+             "/var/qmail/queue/lock/sendmutex", "/var/qmail/queue/info", "/var/qmail/bin/qmail-queue"]
+        )
+        assert code == 0, out
+        assert out.splitlines() == [
+            "fifo 622 qmails qmail /var/qmail/queue/lock/trigger",
+            "directory 750 qmailq qmail /var/qmail/queue/mess/22",
+            "regular empty file 600 qmails qmail /var/qmail/queue/lock/sendmutex",
+            "directory 700 qmails qmail /var/qmail/queue/info",
+            "regular file 4711 qmailq qmail /var/qmail/bin/qmail-queue",
+        ]
+        code, out = box.output(["getent", "passwd", "qmailq"])
+        assert out.split(":")[2:4] == ["974", "971"]
+
+
+def test_syncdir_check_fails_on_a_binary_without_syncdir(built, recipe):
+    """The symbol check can fail: /bin/ls imports link/unlink from libc."""
+    spec = image_spec(recipe.target(TARGET), "verify")
+    with DockerSandbox(spec.reference, role="verify") as box:
+        result = check_syncdir_symbols(box, ["/usr/bin/ln"])
+    assert not result.passed and "imports" in result.evidence
+
+
+def test_failed_build_leaves_nothing_in_the_output_folder(engine, recipe, fixture_sources, tmp_path):
+    from builder.pipeline import BuildOptions, build_target
+
+    broken = dict(fixture_sources)
+    bad_tree = tmp_path / "broken-qmail"
+    subprocess.run(["cp", "-a", str(fixture_sources["qmail"]), str(bad_tree)], check=True)
+    (bad_tree / "make-load.sh").write_text("exit 1\n")  # the relink step's grep must fail
+    broken["qmail"] = bad_tree
+    out = tmp_path / "dist"
+    options = BuildOptions(out_dir=out, sources_dir=tmp_path / "cache", overrides=tuple(broken.items()), quiet=True)
+    with pytest.raises(BuildError, match=r"step \d+ of \d+ failed"):
+        build_target(recipe, recipe.target(TARGET), options)
+    assert sorted(p.name for p in out.iterdir()) == ["logs"]  # only the log, no partial artifacts
+    leftovers = client().containers.list(all=True, filters={"label": LABEL})
+    assert not leftovers, "build containers must be removed on failure"

@@ -1,0 +1,83 @@
+"""The command line: exit codes, one-line errors, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import RECIPE, ROOT
+
+
+def qmail_pkg(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "builder.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_validate_real_recipe_ok():
+    result = qmail_pkg("validate", str(RECIPE))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(": ok")
+
+
+def test_validate_bad_recipe_one_line_per_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    text = RECIPE.read_text().replace("  license: public-domain\n", "  license: public-domain\n  licence: typo\n")
+    text = text.replace("    size: 8878\n", "    size: \"big\"\n")
+    bad.write_text(text)
+    result = qmail_pkg("validate", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"{bad}:") and "package.licence: unknown key 'licence'" in lines[0]
+    assert "sources[1].size" in lines[1]
+    assert "Traceback" not in result.stderr
+
+
+def test_schema_is_json():
+    result = qmail_pkg("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert "targets" in schema["properties"]
+
+
+def test_build_unknown_target_is_one_line(tmp_path):
+    result = qmail_pkg("build", str(RECIPE), "--target", "debian-99", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "no target 'debian-99'" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_build_missing_sources_names_file_urls_and_place(tmp_path):
+    # Port 9 on loopback refuses at once: the download fails without a network.
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        RECIPE.read_text()
+        .replace("http://cr.yp.to/software/qmail-1.03.tar.gz", "http://127.0.0.1:9/qmail-1.03.tar.gz")
+    )
+    cache = tmp_path / "cache"
+    result = qmail_pkg("build", str(recipe), "--target", "debian-12", "--out", str(tmp_path / "dist"), "--sources", str(cache))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = [l for l in result.stderr.splitlines() if "error" in l][0]
+    assert "qmail-1.03.tar.gz" in line and "http://127.0.0.1:9/qmail-1.03.tar.gz" in line
+    assert str(cache / "qmail-1.03.tar.gz") in line
+    assert not list((tmp_path / "dist").glob("debian-12/*"))
+
+
+def test_source_override_with_unknown_name(tmp_path):
+    result = qmail_pkg("build", str(RECIPE), "--target", "debian-12", "--source", f"nosuch={tmp_path}", "--out", str(tmp_path / "d"))
+    assert result.returncode == 1 and "no source named 'nosuch'" in result.stderr
+
+
+def test_validate_missing_file():
+    result = qmail_pkg("validate", "/nonexistent/recipe.yaml")
+    assert result.returncode == 1
+    assert result.stderr.startswith("/nonexistent/recipe.yaml:1:1:")

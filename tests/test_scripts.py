@@ -1,0 +1,703 @@
+"""Maintainer scripts and daemontools service files: rendering, shellcheck,
+quoting of hostile recipe values, and real runs as root in throwaway
+containers (accounts, state, configuration, purge, the svc logic)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from builder.recipe import load_recipe
+from builder.recipe.model import Accounts, Group, User
+from builder.scripts import (
+    ScriptModel,
+    ServiceSpec,
+    StateEntry,
+    queue_state,
+    render_library,
+    render_maintainer_scripts,
+    render_service_files,
+    script_model,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "recipes" / "qmail-syncdir.yaml"
+IMAGE = "qmail-pkg/debian-12:bootstrap"
+SHELLCHECK = shutil.which("shellcheck") or "/usr/bin/shellcheck"
+SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
+
+
+@pytest.fixture(scope="module")
+def model() -> ScriptModel:
+    recipe = load_recipe(RECIPE)
+    return script_model(recipe, recipe.target("debian-12"))
+
+
+def shellcheck(path: Path, *options: str) -> str:
+    result = subprocess.run([SHELLCHECK, "-s", "sh", *options, str(path)], capture_output=True, text=True)
+    return result.stdout + result.stderr if result.returncode else ""
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def test_renders_the_four_debian_scripts(model):
+    scripts = render_maintainer_scripts(model, "deb")
+    assert set(scripts) == set(SCRIPTS)
+    for text in scripts.values():
+        assert text.startswith("#!/bin/sh\n")
+        assert "\nset -e\n" in text
+
+
+def test_unknown_format_is_a_value_error(model):
+    with pytest.raises(ValueError):
+        render_maintainer_scripts(model, "rpm-but-not-yet")
+
+
+def test_service_files(model):
+    files = {f.path: f for f in render_service_files(model)}
+    assert set(files) == {
+        "/var/qmail/rc",
+        "/var/qmail/supervise/qmail-send/run",
+        "/var/qmail/supervise/qmail-send/log/run",
+        "/var/qmail/supervise/qmail-smtpd/run",
+        "/var/qmail/supervise/qmail-smtpd/log/run",
+        "/var/qmail/control/defaultdelivery",
+    }
+    assert files["/var/qmail/control/defaultdelivery"].content == "./Maildir/\n"
+    assert files["/var/qmail/control/defaultdelivery"].mode == 0o644
+    for path, f in files.items():
+        if path.endswith("run") or path.endswith("/rc"):
+            assert f.mode == 0o755
+            assert f.content.startswith("#!/bin/sh\n")
+    assert "multilog t '/var/log/qmail/qmail-send'" in files["/var/qmail/supervise/qmail-send/log/run"].content
+    assert "setuidgid 'qmaill'" in files["/var/qmail/supervise/qmail-smtpd/log/run"].content
+    assert "exec '/var/qmail/rc'" in files["/var/qmail/supervise/qmail-send/run"].content
+    # names only, never the compiled-in numeric ids
+    for f in files.values():
+        for user in model.accounts.users:
+            assert str(user.uid) not in f.content
+
+
+def test_no_smtpd_service_without_smtpd(model):
+    only_send = replace(model, services=model.services[:1])
+    paths = [f.path for f in render_service_files(only_send)]
+    assert not any("qmail-smtpd" in p for p in paths)
+
+
+def test_model_rejects_unknown_owner(model):
+    with pytest.raises(ValueError):
+        replace(model, state=(StateEntry("/var/qmail/queue", "dir", "nobody-here", "qmail", 0o750),))
+    with pytest.raises(ValueError):
+        StateEntry("/var/qmail/queue", "socket", "qmailq", "qmail", 0o750)
+
+
+def test_shellcheck_clean(model, tmp_path):
+    findings = {}
+    for name, text in render_maintainer_scripts(model, "deb").items():
+        path = tmp_path / name
+        path.write_text(text)
+        findings[name] = shellcheck(path)
+    for f in render_service_files(model):
+        if f.path.endswith("defaultdelivery"):
+            continue  # not shell
+        path = tmp_path / f.path.strip("/").replace("/", "_")
+        path.write_text(f.content)
+        findings[f.path] = shellcheck(path)
+    library = tmp_path / "library.sh"
+    library.write_text("#!/bin/sh\n" + render_library(model))
+    findings["library"] = shellcheck(library)
+    assert {k: v for k, v in findings.items() if v} == {}
+
+
+# ------------------------------------------------------------ hostile values
+
+HOSTILE = "x' \"y\" $(touch PWNED-dollar) `touch PWNED-tick` ; touch PWNED-semi \\ $HOME *"
+HOSTILE_NOQUOTE = 'a b "c" $(touch PWNED2) `touch PWNED3` $HOME'
+
+
+def hostile_model(model: ScriptModel, prefix: str) -> ScriptModel:
+    users = tuple(
+        replace(user, home=f"{prefix}/home {HOSTILE}") if user.name == "qmailq" else user
+        for user in model.accounts.users
+    )
+    return replace(
+        model,
+        version=HOSTILE_NOQUOTE,
+        prefix=prefix,
+        accounts=Accounts(model.accounts.groups, users),
+        state=(StateEntry(f"{prefix}/queue", "dir", "qmailq", "qmail", 0o750),
+               StateEntry(f"{prefix}/queue/{HOSTILE}", "fifo", "qmails", "qmail", 0o622)),
+        services=(ServiceSpec("qmail-send", f"{prefix}/supervise/{HOSTILE}"),
+                  ServiceSpec("qmail-smtpd", f"{prefix}/supervise/{HOSTILE_NOQUOTE}")),
+        service_dirs=(f"/nonexistent/{HOSTILE}",),
+        log_dir=f"/var/log/{HOSTILE}",
+        default_delivery=f"./Maildir/ {HOSTILE}",
+        postmaster_alias_to=HOSTILE,
+        state_dir=f"/var/lib/{HOSTILE_NOQUOTE}",
+        tcp_rules=f"/etc/{HOSTILE}.cdb",
+    )
+
+
+def assert_only_quoted(text: str, value: str) -> None:
+    """Every occurrence of value (which has no ') lies inside a '...' word."""
+    assert "'" not in value
+    for number, line in enumerate(text.splitlines(), 1):
+        spans = [m.span() for m in re.finditer(r"'[^']*'", line)]
+        start = line.find(value)
+        while start >= 0:
+            end = start + len(value)
+            assert any(a < start and end < b for a, b in spans), f"line {number}: {value!r} unquoted: {line}"
+            start = line.find(value, start + 1)
+
+
+def test_hostile_values_stay_literal(model, tmp_path):
+    prefix = f"/opt/{HOSTILE_NOQUOTE}"
+    bad = hostile_model(model, prefix)
+    texts = dict(render_maintainer_scripts(bad, "deb"))
+    for f in render_service_files(bad):
+        if not f.path.endswith("defaultdelivery"):
+            texts[f.path] = f.content
+    for name, text in texts.items():
+        path = tmp_path / "scripts" / name.strip("/").replace("/", "_")
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text)
+        check = subprocess.run(["sh", "-n", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, (name, check.stderr)
+        # SC2016 ("expressions don't expand in single quotes") is the point here
+        assert shellcheck(path, "-e", "SC2016") == "", name
+        for value in (HOSTILE_NOQUOTE, prefix):
+            assert_only_quoted(text, value)
+        assert HOSTILE not in text  # has a ': shlex splits it, never verbatim
+
+    # Run the rendered functions and check every value round-trips literally.
+    library = tmp_path / "lib.sh"
+    library.write_text(render_library(bad))
+    probe = f"""
+. {shlex.quote(str(library))}
+args() {{ for a in "$@"; do printf '%s\\n' "$a"; done; printf '%s\\n' --; }}
+qs_each_user args
+qs_each_state args
+qs_each_service args
+qs_each_alias_file args
+qs_service_directory qmail-smtpd
+printf '%s\\n' "$QS_PREFIX" "$QS_LOG_DIR" "$QS_STATE_DIR" "$QS_VERSION" "$QS_ALIAS_DIR"
+"""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    result = subprocess.run(["sh", "-c", probe], cwd=work, capture_output=True, text=True,
+                            env={"PATH": os.environ["PATH"], "HOME": "/home-literal"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split("\n")
+    qmailq = bad.user("qmailq")
+    assert ["qmailq", "974", "qmail", "971", qmailq.home, "/usr/sbin/nologin", "--"] == lines[
+        lines.index("qmailq"):lines.index("qmailq") + 7]
+    assert f"{prefix}/queue/{HOSTILE}" in lines
+    assert f"{prefix}/supervise/{HOSTILE}" in lines
+    assert "&" + HOSTILE in lines  # .qmail-postmaster forwards to the literal value
+    assert lines[-6:-1] == [prefix, bad.log_dir, bad.state_dir, HOSTILE_NOQUOTE, bad.user("alias").home]
+    assert list(work.iterdir()) == [], "a value was executed"
+
+
+# ------------------------------------------- service files, run on this host
+
+
+def local_model(model: ScriptModel, prefix: Path) -> ScriptModel:
+    return replace(model, prefix=str(prefix), tcp_rules=str(prefix / "tcp.smtp.cdb"),
+                   services=(ServiceSpec("qmail-send", f"{prefix}/supervise/qmail-send"),
+                             ServiceSpec("qmail-smtpd", f"{prefix}/supervise/qmail-smtpd")))
+
+
+def install_service_files(m: ScriptModel) -> dict[str, Path]:
+    out = {}
+    for f in render_service_files(m):
+        path = Path(f.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f.content)
+        path.chmod(f.mode)
+        out[f.path] = path
+    return out
+
+
+def fake(bindir: Path, name: str, body: str) -> None:
+    bindir.mkdir(parents=True, exist_ok=True)
+    path = bindir / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+
+
+def test_rc_uses_defaultdelivery_with_fallback(model, tmp_path):
+    prefix = tmp_path / "q m"
+    m = local_model(model, prefix)
+    files = install_service_files(m)
+    fake(prefix / "bin", "qmail-start", 'printf "%s|" "$@"; printf "PATH=%s\\n" "$PATH"; echo err >&2\n')
+    run = subprocess.run([str(files[f"{prefix}/rc"])], capture_output=True, text=True)
+    assert run.stdout.startswith("./Maildir/|PATH=" + str(prefix / "bin") + ":")
+    assert run.stdout.endswith("err\n") and run.stderr == ""  # 2>&1 for multilog
+    (prefix / "control" / "defaultdelivery").write_text("./Mailbox\n")
+    run = subprocess.run([str(files[f"{prefix}/rc"])], capture_output=True, text=True)
+    assert run.stdout.startswith("./Mailbox|")
+    (prefix / "control" / "defaultdelivery").unlink()
+    run = subprocess.run([str(files[f"{prefix}/rc"])], capture_output=True, text=True)
+    assert run.stdout.startswith("./Maildir/|")
+
+
+def test_smtpd_run_refuses_without_rcpthosts(model, tmp_path):
+    prefix = tmp_path / "q"
+    m = local_model(model, prefix)
+    files = install_service_files(m)
+    bindir = tmp_path / "bin"
+    fake(bindir, "sleep", "echo slept \"$1\"\n")
+    fake(bindir, "envuidgid", 'printf "%s\\n" "$@"\n')
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    run_file = files[f"{prefix}/supervise/qmail-smtpd/run"]
+    run = subprocess.run([str(run_file)], capture_output=True, text=True, env=env)
+    assert run.returncode == 1
+    assert "rcpthosts is missing" in run.stdout and "relay" in run.stdout and "slept 5" in run.stdout
+
+    (prefix / "control" / "rcpthosts").write_text("example.org\n")
+    (prefix / "control" / "me").write_text("mx.example.org\n")
+    run = subprocess.run([str(run_file)], capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout
+    argv = run.stdout.splitlines()
+    assert argv[:5] == ["qmaild", "softlimit", "-m", "8000000", "tcpserver"]
+    assert "-x" not in argv  # no rules cdb: no -x
+    assert argv[argv.index("-c") + 1] == "20"
+    assert argv[argv.index("-l") + 1] == "mx.example.org"
+    assert argv[-3:] == ["0", "smtp", f"{prefix}/bin/qmail-smtpd"]
+
+    (prefix / "tcp.smtp.cdb").write_text("")
+    (prefix / "control" / "concurrencyincoming").write_text("7\n")
+    argv = subprocess.run([str(run_file)], capture_output=True, text=True, env=env).stdout.splitlines()
+    assert argv[argv.index("-x") + 1] == str(prefix / "tcp.smtp.cdb")
+    assert argv[argv.index("-c") + 1] == "7"
+
+
+# ------------------------------------------------- real runs in a container
+
+
+def docker_problem() -> str | None:
+    if not shutil.which("docker"):
+        return "no docker command"
+    info = subprocess.run(["docker", "info"], capture_output=True, text=True)
+    if info.returncode:
+        return f"no Docker engine answers: {info.stderr.strip()[:200]}"
+    image = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, text=True)
+    if image.returncode:
+        return f"image {IMAGE} is missing (the build stage makes it)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def container():
+    problem = docker_problem()
+    if problem:
+        pytest.skip(f"container tests need Docker: {problem}")
+    return run_in_container
+
+
+FAKE_DAEMONTOOLS = {
+    # State per supervise directory in /tmp/fakesv: up | down | stopping:N |
+    # gone; no file = supervise not running. Every call goes to calls.
+    "svc": r"""
+flags=$1; shift
+for dir in "$@"; do
+    echo "svc $flags $dir" >>/tmp/fakesv/calls
+    key=/tmp/fakesv/$(printf '%s' "$dir" | tr / _)
+    if [ ! -f "$key" ] || [ "$(cat "$key")" = gone ]; then
+        echo "svc: warning: unable to control $dir: supervise not running" >&2
+        continue
+    fi
+    case $flags in
+    -u) echo up >"$key" ;;
+    -d) if [ "$(cat "$key")" = up ]; then echo stopping:2 >"$key"; fi ;;
+    -dx) echo gone >"$key" ;;
+    esac
+done
+""",
+    "svstat": r"""
+for dir in "$@"; do
+    echo "svstat $dir" >>/tmp/fakesv/calls
+    key=/tmp/fakesv/$(printf '%s' "$dir" | tr / _)
+    state=$(cat "$key" 2>/dev/null || echo gone)
+    case $state in
+    up) echo "$dir: up (pid 4242) 100 seconds" ;;
+    stopping:0) echo down >"$key"; echo "$dir: down 0 seconds, normally up" ;;
+    stopping:*) echo "stopping:$(( ${state#stopping:} - 1 ))" >"$key"
+                echo "$dir: up (pid 4242) 100 seconds, want down" ;;
+    down) echo "$dir: down 5 seconds, normally up" ;;
+    *) echo "$dir: supervise not running" ;;
+    esac
+done
+""",
+    "svok": r"""
+echo "svok $1" >>/tmp/fakesv/calls
+key=/tmp/fakesv/$(printf '%s' "$1" | tr / _)
+state=$(cat "$key" 2>/dev/null || echo gone)
+[ "$state" != gone ] || exit 100
+""",
+}
+
+DRIVER_PRELUDE = r"""
+set +e
+mkdir -p /tmp/fakesv
+: >/tmp/fakesv/calls
+# step NAME command...: runs it, keeps rc, stdout and stderr in /out.
+step() {
+    name=$1; shift
+    "$@" >"/out/$name.out" 2>"/out/$name.err"
+    echo $? >"/out/$name.rc"
+}
+# What dpkg would unpack: the shipped tree with the service files.
+unpack() {
+    mkdir -p /var/qmail/bin /var/qmail/control /var/qmail/alias
+    cp -a /pkg/files/. /
+}
+fakesv() {  # fakesv DIR STATE: what svscan + supervise would make
+    echo "$2" >"/tmp/fakesv/$(printf '%s' "$1" | tr / _)"
+}
+fakestate() {
+    cat "/tmp/fakesv/$(printf '%s' "$1" | tr / _)" 2>/dev/null || echo none
+}
+stats() {
+    for p in "$@"; do stat -c '%n|%U|%G|%a|%F' "$p"; done
+}
+"""
+
+
+def run_in_container(tmp_path: Path, m: ScriptModel, driver: str, *, daemontools: bool = False) -> Path:
+    """Runs driver (sh) as root in a throwaway container with the rendered
+    scripts in /pkg; returns the directory the driver wrote its results to."""
+    pkg = tmp_path / "pkg"
+    out = tmp_path / "out"
+    (pkg / "files").mkdir(parents=True)
+    out.mkdir()
+    for name, text in render_maintainer_scripts(m, "deb").items():
+        (pkg / name).write_text(text)
+        (pkg / name).chmod(0o755)
+    for f in render_service_files(m):
+        path = pkg / "files" / f.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f.content)
+        path.chmod(f.mode)
+    if daemontools:
+        for name, body in FAKE_DAEMONTOOLS.items():
+            fake(pkg / "fakebin", name, body)
+    (pkg / "driver.sh").write_text(DRIVER_PRELUDE + driver)
+    path = "/pkg/fakebin:" if daemontools else ""
+    command = [
+        "docker", "run", "--rm", "--network", "none",
+        "-v", f"{pkg}:/pkg:ro", "-v", f"{out}:/out",
+        "-e", f"PATH={path}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        IMAGE, "sh", "/pkg/driver.sh",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+class Out:
+    def __init__(self, directory: Path):
+        self.dir = directory
+
+    def __call__(self, name: str) -> str:
+        return (self.dir / name).read_text()
+
+    def rc(self, step: str) -> int:
+        return int(self(f"{step}.rc"))
+
+    def ok(self, step: str) -> None:
+        assert self.rc(step) == 0, f"{step}: {self(step + '.out')}{self(step + '.err')}"
+
+
+def stat_map(text: str) -> dict[str, tuple[str, str, str, str]]:
+    rows = {}
+    for line in text.splitlines():
+        path, owner, group, mode, kind = line.split("|")
+        rows[path] = (owner, group, mode, kind)
+    return rows
+
+
+KIND = {"dir": "directory", "file": "regular empty file", "fifo": "fifo"}
+
+
+@pytest.mark.docker
+def test_fresh_install_configure_purge(container, model, tmp_path):
+    state_paths = " ".join(shlex.quote(e.path) for e in model.state)
+    users = " ".join(u.name for u in model.accounts.users)
+    groups = " ".join(g.name for g in model.accounts.groups)
+    out = Out(container(tmp_path, model, f"""
+step preinst1 /pkg/preinst install
+for u in {users}; do getent passwd "$u"; done >/out/passwd
+for g in {groups}; do getent group "$g"; done >/out/group
+cp /etc/passwd /out/passwd-a; cp /etc/group /out/group-a
+step preinst2 /pkg/preinst install
+cp /etc/passwd /out/passwd-b; cp /etc/group /out/group-b
+unpack
+printf 'my.own.relay.example\\n' >/var/qmail/control/rcpthosts   # the admin's
+step postinst1 /pkg/postinst configure ''
+stats {state_paths} >/out/stat1
+stats /var/log/qmail/qmail-send /var/log/qmail/qmail-smtpd /var/qmail/alias/Maildir/new >/out/stat-logs
+for f in me defaultdomain plusdomain locals rcpthosts; do echo "$f=$(cat /var/qmail/control/$f)"; done >/out/control1
+for f in .qmail-postmaster .qmail-root .qmail-mailer-daemon; do echo "$f=$(cat /var/qmail/alias/$f)"; stats /var/qmail/alias/$f; done >/out/alias1
+hostname >/out/hostname
+cp /var/lib/qmail-syncdir/created-files /out/created
+echo mail.edited.example >/var/qmail/control/me
+chmod 0777 /var/qmail/queue/lock/trigger; chown root:root /var/qmail/queue/mess/3
+step postinst2 /pkg/postinst configure 1.03-1
+cat /var/qmail/control/me >/out/me2
+stats {state_paths} >/out/stat2
+echo 'a queued message' >/var/qmail/queue/mess/0/12345
+step prerm /pkg/prerm remove
+rm -rf /var/qmail/bin /var/qmail/rc /var/qmail/control/defaultdelivery /var/qmail/supervise/*/run /var/qmail/supervise/*/log/run
+mkdir -p /var/qmail/supervise/qmail-send/supervise   # left behind by supervise
+step postrm-remove /pkg/postrm remove
+step postrm-purge /pkg/postrm purge
+for p in /var/qmail/control/me /var/qmail/control/defaultdomain /var/qmail/control/locals \\
+         /var/qmail/control/rcpthosts /var/qmail/alias/.qmail-root /var/qmail/queue/mess/0/12345 \\
+         /var/lib/qmail-syncdir /var/qmail/supervise/qmail-send/supervise /var/log/qmail/qmail-send; do
+    if [ -e "$p" ]; then echo "kept $p"; else echo "gone $p"; fi
+done >/out/after-purge
+for u in {users}; do getent passwd "$u" >/dev/null && echo "user $u"; done >/out/users-after
+for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a" /pkg/$s $a; done; done
+"""))
+    out.ok("preinst1")
+    passwd = {line.split(":")[0]: line.split(":") for line in out("passwd").splitlines()}
+    for user in model.accounts.users:
+        gid = model.accounts.group(user.group).gid
+        assert passwd[user.name][2:4] == [str(user.uid), str(gid)], user
+        assert passwd[user.name][5:7] == [user.home, "/usr/sbin/nologin"]
+    group = {line.split(":")[0]: line.split(":")[2] for line in out("group").splitlines()}
+    assert group == {g.name: str(g.gid) for g in model.accounts.groups}
+    # idempotent
+    out.ok("preinst2")
+    assert out("passwd-a") == out("passwd-b") and out("group-a") == out("group-b")
+    assert out("preinst2.out") == "" and out("preinst2.err") == ""
+
+    out.ok("postinst1")
+    # no service directory and no daemontools: installs, says how to enable
+    text = out("postinst1.out")
+    assert "mkdir /service" in text
+    assert "ln -s /var/qmail/supervise/qmail-send /service/" in text
+    for stats_name in ("stat1", "stat2"):
+        rows = stat_map(out(stats_name))
+        for entry in model.state:
+            assert rows[entry.path] == (entry.owner, entry.group, format(entry.mode, "o"), KIND[entry.kind]), (
+                stats_name, entry)
+    assert stat_map(out("stat1"))["/var/qmail/queue/lock/trigger"][3] == "fifo"
+    logs = stat_map(out("stat-logs"))
+    assert logs["/var/log/qmail/qmail-send"][:2] == ("qmaill", "nofiles")
+    assert logs["/var/log/qmail/qmail-smtpd"][:2] == ("qmaill", "nofiles")
+    assert logs["/var/qmail/alias/Maildir/new"][:3] == ("alias", "nofiles", "700")
+
+    host = out("hostname").strip()
+    control = dict(line.split("=", 1) for line in out("control1").splitlines())
+    assert control["me"] == host and control["locals"] == host
+    assert control["rcpthosts"] == "my.own.relay.example"  # never overwritten
+    domain = host.split(".", 1)[1] if "." in host else host
+    assert control["defaultdomain"] == domain and control["plusdomain"] == domain
+    alias = out("alias1")
+    assert ".qmail-postmaster=&root" in alias and ".qmail-mailer-daemon=&root" in alias
+    assert ".qmail-root=./Maildir/" in alias
+    assert "|root|root|644|regular file" in alias
+    created = out("created").splitlines()
+    assert "/var/qmail/control/me" in created and "/var/qmail/alias/.qmail-root" in created
+    assert "/var/qmail/control/rcpthosts" not in created
+
+    out.ok("postinst2")
+    assert out("me2") == "mail.edited.example\n"
+
+    out.ok("prerm")
+    out.ok("postrm-remove")
+    out.ok("postrm-purge")
+    purge = out("postrm-purge.out")
+    assert "/var/qmail/queue" in purge and "/var/log/qmail" in purge and "qmailq" in purge
+    after = out("after-purge").splitlines()
+    for gone in ("/var/qmail/control/me", "/var/qmail/control/defaultdomain", "/var/qmail/control/locals",
+                 "/var/qmail/alias/.qmail-root", "/var/lib/qmail-syncdir",
+                 "/var/qmail/supervise/qmail-send/supervise"):
+        assert f"gone {gone}" in after
+    for kept in ("/var/qmail/control/rcpthosts", "/var/qmail/queue/mess/0/12345", "/var/log/qmail/qmail-send"):
+        assert f"kept {kept}" in after
+    assert len(out("users-after").splitlines()) == len(model.accounts.users)  # never deleted
+
+    for arg in ("bogus", ""):
+        for script in SCRIPTS:
+            assert out.rc(f"bad-{script}-{arg}") == 1
+            assert "unknown argument" in out(f"bad-{script}-{arg}.err")
+
+
+@pytest.mark.docker
+def test_conflicting_accounts_are_refused_before_any_change(container, model, tmp_path):
+    out = Out(container(tmp_path, model, """
+# qmail installed by hand: useradd picked the ids
+groupadd -g 1001 nofiles
+useradd -u 1005 -g nofiles -M -d /var/qmail qmailq
+cp /etc/passwd /out/passwd-a; cp /etc/group /out/group-a
+step hand /pkg/preinst install
+cp /etc/passwd /out/passwd-b; cp /etc/group /out/group-b
+ls /var/lib/qmail-syncdir >/out/statedir 2>&1
+userdel qmailq; groupdel nofiles
+# another account sits on a compiled-in id
+groupadd -g 971 staff2
+useradd -u 971 -g staff2 -M someone
+cp /etc/passwd /out/passwd-c; cp /etc/group /out/group-c
+step taken /pkg/preinst install
+cp /etc/passwd /out/passwd-d; cp /etc/group /out/group-d
+"""))
+    assert out.rc("hand") == 1
+    err = out("hand.err")
+    assert "qmail-syncdir: user qmailq exists with uid 1005, this build of qmail has uid 974 compiled in" in err
+    assert "qmail-syncdir: group nofiles exists with gid 1001, this build of qmail has gid 970 compiled in" in err
+    assert "user qmailq has primary gid 1001, this build of qmail expects group qmail (gid 971)" in err
+    assert "usermod -u 974 qmailq" in err and "groupmod -g 970 nofiles" in err
+    assert "chown -h qmailq" in err
+    assert "qmail-pkg build" in err
+    assert out("passwd-a") == out("passwd-b") and out("group-a") == out("group-b"), "created an account"
+    assert "No such file" in out("statedir")
+
+    assert out.rc("taken") == 1
+    err = out("taken.err")
+    assert "uid 971 belongs to user someone, this build of qmail needs it for user qmaild" in err
+    assert "gid 971 belongs to group staff2, this build of qmail needs it for group qmail" in err
+    assert out("passwd-c") == out("passwd-d") and out("group-c") == out("group-d")
+
+
+@pytest.mark.docker
+def test_service_lifecycle_with_fake_svc(container, model, tmp_path):
+    send, smtpd = "/var/qmail/supervise/qmail-send", "/var/qmail/supervise/qmail-smtpd"
+    fast = replace(model, stop_timeout=10)
+    out = Out(container(tmp_path, fast, f"""
+mkdir /service
+step install-pre /pkg/preinst install
+unpack
+step install-post /pkg/postinst configure ''
+readlink /service/qmail-send /service/qmail-smtpd >/out/links1
+# svscan + supervise would now run them; the admin took smtpd down
+fakesv {send} up; fakesv {send}/log up; fakesv {smtpd} down; fakesv {smtpd}/log up
+: >/tmp/fakesv/calls
+step old-prerm /pkg/prerm upgrade 1.03-2
+step up-pre /pkg/preinst upgrade 1.03-1
+cp /tmp/fakesv/calls /out/calls-stop
+cp /var/lib/qmail-syncdir/services-were-up /out/were-up
+echo "$(fakestate {send}) $(fakestate {smtpd})" >/out/state-stopped
+: >/tmp/fakesv/calls
+step old-postrm /pkg/postrm upgrade 1.03-2
+cp /tmp/fakesv/calls /out/calls-old-postrm
+unpack
+step up-post /pkg/postinst configure 1.03-1
+cp /tmp/fakesv/calls /out/calls-start
+echo "$(fakestate {send}) $(fakestate {smtpd})" >/out/state-started
+ls /var/lib/qmail-syncdir >/out/statedir-after-upgrade
+
+# the admin unlinks smtpd: upgrades keep it that way
+rm /service/qmail-smtpd
+step up2-pre /pkg/preinst upgrade 1.03-1
+step up2-post /pkg/postinst configure 1.03-1
+ls /service >/out/links2
+
+# a failed upgrade: dpkg rolls back, the stopped service comes back once
+step up3-pre /pkg/preinst upgrade 1.03-1
+: >/tmp/fakesv/calls
+step abort-postrm /pkg/postrm abort-upgrade 1.03-1
+step abort-postinst /pkg/postinst abort-upgrade 1.03-2
+step abort-preinst /pkg/preinst abort-upgrade 1.03-2
+cp /tmp/fakesv/calls /out/calls-abort
+echo "$(fakestate {send})" >/out/state-abort
+
+# remove: unlink, then svc -dx service and log, wait for supervise to exit
+: >/tmp/fakesv/calls
+step remove /pkg/prerm remove
+cp /tmp/fakesv/calls /out/calls-remove
+ls /service >/out/links-removed
+echo "$(fakestate {send}) $(fakestate {send}/log) $(fakestate {smtpd}) $(fakestate {smtpd}/log)" >/out/state-removed
+cp /var/lib/qmail-syncdir/events.log /out/events
+
+# reinstall from config-files: what our prerm unlinked is linked again
+step re-pre /pkg/preinst install 1.03-1
+step re-post /pkg/postinst configure 1.03-1
+ls /service >/out/links-reinstalled
+""", daemontools=True))
+    for step in ("install-pre", "install-post", "old-prerm", "up-pre", "old-postrm", "up-post",
+                 "up2-pre", "up2-post", "up3-pre", "abort-postrm", "abort-postinst", "abort-preinst",
+                 "remove", "re-pre", "re-post"):
+        out.ok(step)
+    assert out("links1").split() == [send, smtpd]
+
+    # preinst upgrade: only what was up is recorded and stopped, after waiting
+    assert out("were-up").split() == ["qmail-send"]
+    calls = out("calls-stop").splitlines()
+    assert f"svc -d {send}" in calls
+    assert not any(c.startswith("svc") and smtpd in c for c in calls)
+    assert calls.index(f"svc -d {send}") < len(calls) - 3  # kept polling svstat until down
+    assert out("state-stopped").split() == ["down", "down"]
+    assert out("calls-old-postrm") == ""  # old version's postrm upgrade: harmless
+
+    # postinst configure: exactly the recorded services come back
+    assert [c for c in out("calls-start").splitlines() if c.startswith("svc")] == [f"svc -u {send}"]
+    assert out("state-started").split() == ["up", "down"]
+    assert "services-were-up" not in out("statedir-after-upgrade")
+    assert out("links2").split() == ["qmail-send"]
+
+    assert [c for c in out("calls-abort").splitlines() if c.startswith("svc")] == [f"svc -u {send}"]
+    assert out("state-abort").strip() == "up"
+
+    calls = [c for c in out("calls-remove").splitlines() if c.startswith("svc ")]
+    assert calls == [f"svc -dx {send}", f"svc -dx {send}/log", f"svc -dx {smtpd}", f"svc -dx {smtpd}/log"]
+    assert out("links-removed").split() == []
+    assert out("state-removed").split() == ["gone"] * 4
+
+    events = [line.split()[1:] for line in out("events").splitlines()]
+    assert all(len(line.split()) == 5 and line.split()[0].isdigit() for line in out("events").splitlines())
+    assert ["postinst", "configure", "link", "qmail-send"] in events
+    assert ["preinst", "upgrade", "stop", "qmail-send"] in events
+    assert ["preinst", "upgrade", "down", "qmail-send"] in events
+    assert ["postinst", "configure", "start", "qmail-send"] in events
+    assert ["postrm", "abort-upgrade", "start", "qmail-send"] in events
+    assert ["prerm", "remove", "exited", "qmail-send/log"] in events
+    assert not any(e[2] == "stop" and e[3] == "qmail-smtpd" for e in events)
+    removal = [e for e in events if e[0] == "prerm"]
+    assert removal.index(["prerm", "remove", "unlink", "qmail-send"]) < removal.index(
+        ["prerm", "remove", "exit", "qmail-send"])
+
+    assert out("links-reinstalled").split() == ["qmail-send"]
+
+
+def test_queue_state_matches_qmail_setup():
+    state = queue_state("/var/qmail")
+    by_path = {e.path: e for e in state}
+    assert by_path["/var/qmail/queue"] == StateEntry("/var/qmail/queue", "dir", "qmailq", "qmail", 0o750)
+    assert by_path["/var/qmail/queue/lock/trigger"].kind == "fifo"
+    assert by_path["/var/qmail/queue/lock/trigger"].mode == 0o622
+    assert "/var/qmail/queue/mess/22" in by_path and "/var/qmail/queue/mess/23" not in by_path
+    paths = [e.path for e in state]
+    for path in paths:  # parents first
+        parent = path.rsplit("/", 1)[0]
+        if parent in by_path:
+            assert paths.index(parent) < paths.index(path)
+
+
+def test_alias_target_other_than_root(model):
+    other = replace(model, postmaster_alias_to="hostmaster@example.org")
+    library = render_library(other)
+    assert "'.qmail-root' '&hostmaster@example.org'" in library
+    assert "'.qmail-postmaster' '&hostmaster@example.org'" in library
+    # no Maildir for root then
+    assert "qs_alias_needs_maildir() {\n    return 1" in library
+
+
+def test_accounts_model_checks():
+    accounts = Accounts((Group("g", 1),), (User("u", 1, "missing", "/x"),))
+    with pytest.raises(ValueError):
+        ScriptModel(
+            package="p", version="1-1", prefix="/var/qmail", accounts=accounts, state=(), services=(),
+            service_dirs=("/service",), log_dir="/var/log/qmail", default_delivery="./Maildir/",
+            postmaster_alias_to="root", sendmail_links=(), state_dir="/var/lib/p",
+        )

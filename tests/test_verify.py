@@ -1,0 +1,106 @@
+"""`qmail-pkg verify` on the fixture package: the whole lifecycle passes for
+a good package, and a package whose scripts skip `svc -d` is caught."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from builder.verify import run_verify
+from builder.verify.lifecycle import fsync_follows_queue_changes, svc_order
+
+from .conftest import TARGET
+
+pytestmark = pytest.mark.docker
+
+EXPECTED_STEPS = (
+    "install: dpkg -i on a clean system",
+    "install: svscan brings qmail-send up",
+    "install: local delivery into ~/Maildir",
+    "syncdir: syncdir symbols",
+    "syncdir: strace shows a directory fsync after every queue link/unlink",
+    "upgrade: svc -d before files are replaced, svc -u after",
+    "upgrade: every in-flight message delivered exactly once",
+    "upgrade: edited control files unchanged",
+    "upgrade with service down: a service the administrator took down stays down",
+    "remove: services unlinked and stopped, no qmail process left",
+    "purge: generated configuration removed; queue, mail and accounts kept",
+    "reinstall: qmail-send up and delivering",
+)
+
+
+def deb_of(result) -> Path:
+    return next(a.path for a in result.artifacts if a.format == "deb")
+
+
+def test_lifecycle_passes_for_the_fixture_package(built, built_next, recipe):
+    report = run_verify(recipe, recipe.target(TARGET), [deb_of(built), deb_of(built_next)], messages=200)
+    failed = [f"{s.name}: {s.evidence}" for s in report.steps if not s.passed]
+    assert not failed, failed
+    names = [s.name for s in report.steps]
+    for expected in EXPECTED_STEPS:
+        assert expected in names
+    as_data = report.as_dict()
+    assert as_data["passed"] is True and len(as_data["steps"]) == len(report.steps)
+
+
+def _without_svc_down(good: Path, dest_dir: Path) -> Path:
+    """Repack a .deb so that its preinst never runs `svc -d` (data member untouched)."""
+    work = dest_dir / "repack"
+    work.mkdir()
+    subprocess.run(["ar", "x", str(good)], cwd=work, check=True)
+    control = work / "control"
+    control.mkdir()
+    member = next(p.name for p in work.iterdir() if p.name.startswith("control.tar"))
+    with tarfile.open(work / member) as tar:
+        tar.extractall(control, filter="fully_trusted")
+    preinst = control / "preinst"
+    lines = preinst.read_text().splitlines(keepends=True)
+    # A shell function shadows the command: every `svc -d` becomes a no-op.
+    lines.insert(1, 'svc() { case "$1" in -d) return 0 ;; esac; command svc "$@"; }\n')
+    preinst.write_text("".join(lines))
+    (work / member).unlink()
+    with tarfile.open(work / "control.tar.gz", "w:gz") as tar:
+        for path in sorted(control.iterdir()):
+            tar.add(path, arcname=f"./{path.name}", filter=lambda i: (setattr(i, "uid", 0), setattr(i, "gid", 0), i)[-1])
+    broken = dest_dir / good.name
+    data = next(p.name for p in work.iterdir() if p.name.startswith("data.tar"))
+    subprocess.run(["ar", "rc", str(broken), "debian-binary", "control.tar.gz", data], cwd=work, check=True)
+    return broken
+
+
+def test_verify_fails_when_scripts_skip_svc_down(built, built_next, recipe, tmp_path):
+    broken_dir = tmp_path / "broken"
+    broken_dir.mkdir()
+    broken = _without_svc_down(deb_of(built_next), broken_dir)
+    shutil.copy(built_next.record_path, broken_dir / built_next.record_path.name)
+    report = run_verify(recipe, recipe.target(TARGET), [deb_of(built), broken], messages=50)
+    assert not report.passed
+    step = next(s for s in report.steps if s.name == "upgrade: svc -d before files are replaced, svc -u after")
+    assert not step.passed and "never ran svc -d" in step.evidence
+
+
+def test_strace_parser_flags_a_missing_fsync():
+    good = (
+        '10 link("pid/10", "mess/3/99") = 0\n10 openat(AT_FDCWD, "mess/3", O_RDONLY) = 4\n10 fsync(4) = 0\n'
+        '10 unlink("pid/10") = 0\n10 fsync(5) = 0\n'
+    )
+    assert fsync_follows_queue_changes(good, "/var/qmail/queue")[0]
+    bad = '10 link("pid/10", "mess/3/99") = 0\n10 unlink("pid/10") = 0\n10 fsync(5) = 0\n'
+    ok, evidence = fsync_follows_queue_changes(bad, "/var/qmail/queue")
+    assert not ok and "without fsync" in evidence
+    assert not fsync_follows_queue_changes("", "/var/qmail/queue")[0]
+
+
+def test_svc_order_needs_old_binary_at_down_and_new_at_up():
+    good = ["1.0 inode=10 queued=5 svc -d /service/qmail-send", "2.0 inode=11 queued=3 svc -u /service/qmail-send"]
+    assert svc_order(good)[0]
+    same_inode = ["1.0 inode=10 queued=5 svc -d /service/qmail-send", "2.0 inode=10 queued=3 svc -u /service/qmail-send"]
+    assert not svc_order(same_inode)[0]
+    empty_queue = ["1.0 inode=10 queued=0 svc -d /service/qmail-send", "2.0 inode=11 queued=0 svc -u /service/qmail-send"]
+    assert "did not interrupt" in svc_order(empty_queue)[1]
+    assert not svc_order(good[1:])[0]
