@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-import time
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,8 +117,10 @@ def _script_model(plan: Plan, tree: StagedTree) -> ScriptModel:
     )
 
 
-def _complete_tree(tree: StagedTree, model: ScriptModel) -> StagedTree:
-    """Add what the package supplies beyond `make setup`: services, rc, links."""
+def _complete_tree(tree: StagedTree, model: ScriptModel, recipe: Recipe) -> StagedTree:
+    """Add what the package supplies beyond `make setup`: services, rc, links, docs."""
+    if recipe.package.copyright:
+        tree = tree.with_file(f"/usr/share/doc/{recipe.package.name}/copyright", recipe.package.copyright, 0o644)
     for service_file in render_service_files(model):
         tree = tree.with_file(service_file.path, service_file.content, service_file.mode)
     for link, target in model.sendmail_links:
@@ -132,8 +134,9 @@ def _description(plan: Plan) -> str:
     if plan.overridden:
         # A development build must never pass for an official one.
         names = ", ".join(plan.overridden)
-        summary = f"UNOFFICIAL BUILD ({names} overridden): {summary}"
-        body += f"\n\nThis package was built from locally overridden sources ({names}); it is not an official build."
+        summary = f"UNOFFICIAL BUILD: {summary}"
+        notice = f"This package was built from locally overridden sources ({names}); it is not an official build."
+        body += "\n\n" + textwrap.fill(notice, width=72)
     return f"{summary}\n{body}"
 
 
@@ -154,6 +157,7 @@ def _package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, script_set: 
         conffiles=conffiles,
         scripts=scripts,
         source_date_epoch=plan.source_date_epoch,
+        lintian_overrides=plan.recipe.debian.lintian_overrides,
     )
 
 
@@ -206,7 +210,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         plan = make_plan(recipe, target, sources, release=options.release, jobs=options.jobs)
         tree, image_id = _run_build(plan, progress, workdir / "root")
         model = _script_model(plan, tree)
-        tree = _complete_tree(tree, model)
+        tree = _complete_tree(tree, model, recipe)
         artifacts = []
         for fmt in target.formats:
             packager = packager_for(fmt)

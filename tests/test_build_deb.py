@@ -113,3 +113,52 @@ def test_failed_build_leaves_nothing_in_the_output_folder(engine, recipe, fixtur
     assert sorted(p.name for p in out.iterdir()) == ["logs"]  # only the log, no partial artifacts
     leftovers = client().containers.list(all=True, filters={"label": LABEL})
     assert not leftovers, "build containers must be removed on failure"
+
+
+def test_installs_without_daemontools_and_says_how_to_enable(built, recipe):
+    """The build image has no daemontools: dpkg -i still succeeds and explains."""
+    spec = image_spec(recipe.target(TARGET), "build")
+    with DockerSandbox(spec.reference, role="verify") as box:
+        assert box.output(["sh", "-c", "command -v svscan || echo none"])[1].strip() == "none"
+        code, out = box.output(["dpkg", "-i", put_artifact(box, deb_of(built))])
+        assert code == 0, out
+        assert "daemontools" in out and "ln -s /var/qmail/supervise/qmail-send" in out
+        code, out = box.output(["stat", "-c", "%U %a", "/var/qmail/control/me", "/var/qmail/queue/lock/trigger"])
+        assert code == 0 and out.split() == ["root", "644", "qmails", "622"]
+
+
+def test_hand_installed_qmail_with_other_ids_is_refused_untouched(built, recipe):
+    """qmail installed by hand (useradd picked the ids): dpkg -i stops in preinst,
+    names the conflict and what to do, and changes nothing."""
+    spec = image_spec(recipe.target(TARGET), "verify")
+    with DockerSandbox(spec.reference, role="verify") as box:
+        code, out = box.output(["sh", "-c",
+            "groupadd nofiles && groupadd qmail && useradd -g qmail qmailq && "
+            "mkdir -p /var/qmail/control && echo hand.example.org > /var/qmail/control/me && "
+            "getent passwd qmailq"])
+        assert code == 0, out
+        hand_uid = out.split(":")[2]
+        code, out = box.output(["dpkg", "-i", put_artifact(box, deb_of(built))])
+        assert code != 0
+        assert f"user qmailq exists with uid {hand_uid}" in out and "974" in out
+        assert "usermod" in out  # says what to do
+        code, out = box.output(["sh", "-c",
+            "getent passwd alias qmails || echo no-new-users; cat /var/qmail/control/me; "
+            "dpkg-query -W -f '${Status}\\n' qmail-syncdir 2>&1; ls /var/qmail"])
+        assert "no-new-users" in out and "hand.example.org" in out
+        assert "installed" not in out.replace("not-installed", "")
+        assert out.split()[-1] == "control"  # nothing unpacked beside the hand install
+
+
+def test_lintian_clean_with_the_recipes_overrides(built):
+    """Debian's own checker: no error or warning beyond the documented overrides."""
+    result = subprocess.run(
+        ["lintian", "--fail-on", "error,warning", "--no-tag-display-limit", str(deb_of(built))],
+        capture_output=True, text=True,
+    )
+    findings = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
+    assert result.returncode == 0 and not findings, findings
+    listing = subprocess.run(["dpkg-deb", "--contents", str(deb_of(built))], capture_output=True, text=True).stdout
+    assert "usr/share/doc/qmail-syncdir/copyright" in listing
+    assert "usr/share/doc/qmail-syncdir/changelog.Debian.gz" in listing
+    assert "usr/share/lintian/overrides/qmail-syncdir" in listing

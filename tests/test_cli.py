@@ -29,7 +29,7 @@ def test_validate_real_recipe_ok():
 
 def test_validate_bad_recipe_one_line_per_problem(tmp_path):
     bad = tmp_path / "bad.yaml"
-    text = RECIPE.read_text().replace("  license: public-domain\n", "  license: public-domain\n  licence: typo\n")
+    text = RECIPE.read_text().replace("  section: mail\n", "  section: mail\n  licence: typo\n")
     text = text.replace("    size: 8878\n", "    size: \"big\"\n")
     bad.write_text(text)
     result = qmail_pkg("validate", str(bad))

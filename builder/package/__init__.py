@@ -27,6 +27,7 @@ class PackageSpec:
     conffiles: tuple[str, ...]  # paths of shipped files that are configuration
     scripts: tuple[tuple[str, str], ...]  # (format-specific script name, text)
     source_date_epoch: int
+    lintian_overrides: tuple[str, ...] = ()  # read by the deb packager only
 
     @property
     def full_version(self) -> str:

@@ -25,6 +25,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from builder.errors import RecipeError
 from builder.recipe.model import (
     Accounts,
+    DebianOptions,
     Group,
     Layout,
     PackageMeta,
@@ -587,6 +588,7 @@ def _convert(data: dict[str, Any], recipe_path: Path) -> Recipe:
         layout=Layout(**_tuples(data.get("layout", {}))),
         services=Services(**_tuples(data.get("services", {}))),
         targets=tuple(_target(raw, data, patches) for raw in data["targets"]),
+        debian=DebianOptions(**_tuples(data.get("debian", {}))),
     )
 
 

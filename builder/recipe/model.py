@@ -82,6 +82,7 @@ class PackageMeta:
     provides: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     replaces: tuple[str, ...] = ()
+    copyright: str = ""  # shipped as /usr/share/doc/<name>/copyright
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,14 @@ class Services:
     smtpd: bool = True
     # control files created on first install when absent (config-fast)
     postmaster_alias_to: str = "root"
+
+
+@dataclass(frozen=True)
+class DebianOptions:
+    """Settings only the .deb packager reads."""
+
+    # Shipped as /usr/share/lintian/overrides/<name>: "tag [pointer]" per line.
+    lintian_overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,6 +142,7 @@ class Recipe:
     layout: Layout
     services: Services
     targets: tuple[Target, ...]
+    debian: DebianOptions = DebianOptions()
 
     def target(self, name: str) -> Target:
         for target in self.targets:
@@ -149,6 +159,7 @@ class Recipe:
 
 __all__ = [
     "Accounts",
+    "DebianOptions",
     "Group",
     "Layout",
     "PackageMeta",

@@ -204,6 +204,10 @@ class Lifecycle:
         code, out = self.inject(subjects)
         if not self.result(f"{name}: {messages} messages queued while qmail-send is down", code == 0, _tail(out) or "queued"):
             return
+        # A full queue is state, not package content: dpkg must not flag it.
+        code, out = self.sh(f"dpkg --verify {self.package} 2>&1")
+        self.result(f"{name}: dpkg --verify quiet with a full queue", code == 0 and not out.strip(),
+                    out.strip() or "no differences reported")
         self.sh(f": > {SVC_LOG}")
         # Bring qmail-send up on a full queue and start the upgrade at once.
         code, out = self.sh(
