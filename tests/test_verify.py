@@ -48,8 +48,8 @@ def test_lifecycle_passes_for_the_fixture_package(built, built_next, recipe):
     assert as_data["passed"] is True and len(as_data["steps"]) == len(report.steps)
 
 
-def _without_svc_down(good: Path, dest_dir: Path) -> Path:
-    """Repack a .deb so that its preinst never runs `svc -d` (data member untouched)."""
+def repack_preinst(good: Path, dest_dir: Path, *, insert: str = "", append: str = "") -> Path:
+    """Repack a .deb with its preinst changed (data member untouched)."""
     work = dest_dir / "repack"
     work.mkdir()
     subprocess.run(["ar", "x", str(good)], cwd=work, check=True)
@@ -60,17 +60,21 @@ def _without_svc_down(good: Path, dest_dir: Path) -> Path:
         tar.extractall(control, filter="fully_trusted")
     preinst = control / "preinst"
     lines = preinst.read_text().splitlines(keepends=True)
-    # A shell function shadows the command: every `svc -d` becomes a no-op.
-    lines.insert(1, 'svc() { case "$1" in -d) return 0 ;; esac; command svc "$@"; }\n')
-    preinst.write_text("".join(lines))
+    lines.insert(1, insert)
+    preinst.write_text("".join(lines) + append)
     (work / member).unlink()
     with tarfile.open(work / "control.tar.gz", "w:gz") as tar:
         for path in sorted(control.iterdir()):
             tar.add(path, arcname=f"./{path.name}", filter=lambda i: (setattr(i, "uid", 0), setattr(i, "gid", 0), i)[-1])
-    broken = dest_dir / good.name
+    repacked = dest_dir / good.name
     data = next(p.name for p in work.iterdir() if p.name.startswith("data.tar"))
-    subprocess.run(["ar", "rc", str(broken), "debian-binary", "control.tar.gz", data], cwd=work, check=True)
-    return broken
+    subprocess.run(["ar", "rc", str(repacked), "debian-binary", "control.tar.gz", data], cwd=work, check=True)
+    return repacked
+
+
+def _without_svc_down(good: Path, dest_dir: Path) -> Path:
+    # A shell function shadows the command: every `svc -d` becomes a no-op.
+    return repack_preinst(good, dest_dir, insert='svc() { case "$1" in -d) return 0 ;; esac; command svc "$@"; }\n')
 
 
 def test_verify_fails_when_scripts_skip_svc_down(built, built_next, recipe, tmp_path):

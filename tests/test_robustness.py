@@ -1,0 +1,80 @@
+"""What happens when things go wrong: Ctrl-C during a build, a failed upgrade
+(dpkg's abort-upgrade path), and the offline selftest a new user runs first."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from builder.sandbox.docker import LABEL, DockerSandbox, client
+from builder.sandbox.images import image_spec
+from builder.verify.checks import put_artifact
+
+from .conftest import RECIPE, ROOT, TARGET
+from .test_verify import deb_of, repack_preinst
+
+pytestmark = pytest.mark.docker
+
+
+def test_ctrl_c_removes_the_container_and_writes_nothing(engine, fixture_sources, tmp_path):
+    out = tmp_path / "dist"
+    # The real recipe plus one slow last step, so that the interrupt lands inside the sandbox.
+    recipe = tmp_path / "slow.yaml"
+    recipe.write_text(RECIPE.read_text().replace(
+        "    image: qmail-pkg/debian-12\n", "    image: qmail-pkg/debian-12\n    steps_after: [sleep 60]\n"))
+    args = [sys.executable, "-m", "builder.cli", "build", str(recipe), "--target", TARGET, "--out", str(out)]
+    for name, path in fixture_sources.items():
+        args += ["--source", f"{name}={path}"]
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "logs" / f"{TARGET}.log"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if log.exists() and "==> step 17/17: sleep 60" in log.read_text():
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("the build never reached its last step")
+    assert client().containers.list(filters={"label": LABEL}), "a build container should be running now"
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not client().containers.list(all=True, filters={"label": LABEL})
+    assert sorted(p.name for p in out.iterdir()) == ["logs"]
+
+
+def test_failed_upgrade_brings_the_services_back(built, built_next, recipe, tmp_path):
+    """New preinst fails after stopping qmail-send: dpkg runs the old postinst
+    with abort-upgrade, which must start qmail-send again."""
+    failing = repack_preinst(deb_of(built_next), tmp_path, append="echo 'simulated failure' >&2; exit 1\n")
+    spec = image_spec(recipe.target(TARGET), "verify")
+    box = DockerSandbox(spec.reference, role="verify", command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
+    with box:
+        code, out = box.output(["dpkg", "-i", put_artifact(box, deb_of(built))])
+        assert code == 0, out
+        deadline = time.monotonic() + 30
+        while ": up" not in box.output(["svstat", "/service/qmail-send"])[1] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        code, out = box.output(["dpkg", "-i", put_artifact(box, failing)])
+        assert code != 0 and "simulated failure" in out
+        assert "stopped qmail-send" in out or "svc -d" in out or "down" in out, out
+        code, version = box.output(["dpkg-query", "-W", "-f", "${Version} ${Status}", "qmail-syncdir"])
+        assert version == "1.03-1 install ok installed", version
+        time.sleep(2)
+        status = box.output(["svstat", "/service/qmail-send"])[1]
+        assert ": up" in status, f"abort-upgrade left qmail-send down: {status}\n{out}"
+
+
+def test_selftest_passes_offline(engine, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "builder.cli", "selftest", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed" in result.stdout and "FAIL" not in result.stdout
+    assert list((tmp_path / TARGET).glob("*.deb"))
