@@ -162,3 +162,13 @@ def test_lintian_clean_with_the_recipes_overrides(built):
     assert "usr/share/doc/qmail-syncdir/copyright" in listing
     assert "usr/share/doc/qmail-syncdir/changelog.Debian.gz" in listing
     assert "usr/share/lintian/overrides/qmail-syncdir" in listing
+
+
+def test_rebuild_is_bit_identical(built, recipe, fixture_sources, tmp_path):
+    """Same recipe, sources and SOURCE_DATE_EPOCH: the same bytes."""
+    from builder.pipeline import BuildOptions, build_target
+
+    options = BuildOptions(out_dir=tmp_path, sources_dir=tmp_path / "cache",
+                           overrides=tuple(fixture_sources.items()), release=1, quiet=True)
+    again = build_target(recipe, recipe.target(TARGET), options)
+    assert deb_of(again).read_bytes() == deb_of(built).read_bytes()
