@@ -41,7 +41,7 @@ def by_hand(plan, image: str, work: Path) -> float:
         lines.append(f"mkdir -p {SOURCES_IN_SANDBOX}/{source.name} && cp -a /in/{source.name}/. {SOURCES_IN_SANDBOX}/{source.name}/")
     lines.append("cd /build")
     for step in plan.steps:
-        lines.append(shlex.join(step.argv) + " >/dev/null")
+        lines.append(shlex.join(step.argv) + " >/dev/null 2>&1")
     mounts = []
     for source in plan.sources:
         mounts += ["-v", f"{source.tree}:/in/{source.name}:ro"]
