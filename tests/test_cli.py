@@ -81,3 +81,19 @@ def test_validate_missing_file():
     result = qmail_pkg("validate", "/nonexistent/recipe.yaml")
     assert result.returncode == 1
     assert result.stderr.startswith("/nonexistent/recipe.yaml:1:1:")
+
+
+def test_build_json_summary(engine, fixture_sources, tmp_path):
+    args = ["build", str(RECIPE), "--target", "debian-12", "--out", str(tmp_path), "--json"]
+    for name, path in fixture_sources.items():
+        args += ["--source", f"{name}={path}"]
+    result = qmail_pkg(*args)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    (entry,) = summary
+    (artifact,) = entry["artifacts"]
+    path = Path(artifact["path"])
+    assert entry["target"] == "debian-12" and path.exists() and artifact["format"] == "deb"
+    assert artifact["size"] == path.stat().st_size
+    assert artifact["sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+    assert entry["durations"] and Path(entry["record"]).exists() and Path(entry["log"]).exists()
