@@ -29,10 +29,13 @@ class Progress:
         seconds = int(time.monotonic() - self._started)
         return f"{seconds // 60:02d}:{seconds % 60:02d}"
 
-    def stage(self, name: str) -> None:
+    def _end_stage(self) -> float:
         now = time.monotonic()
         self.durations[self._stage] = round(self.durations.get(self._stage, 0.0) + now - self._stage_started, 3)
-        self._stage, self._stage_started = name, now
+        return now
+
+    def stage(self, name: str) -> None:
+        self._stage, self._stage_started = name, self._end_stage()
         self._log.write(f"==> {name}\n")
         self._log.flush()
         if self.live:
@@ -58,11 +61,10 @@ class Progress:
         self.stream.flush()
 
     def close(self, outcome: str) -> None:
-        self.stage("done")
+        self._end_stage()
         self._log.write(f"==> {outcome}\n")
         self._log.close()
         if self.live:
             self.stream.write("\r\x1b[K")
         if not self.quiet:
             print(f"[{self.target}] {self._elapsed()} {outcome}", file=self.stream, flush=True)
-        self.durations.pop("done", None)
