@@ -65,7 +65,7 @@ def main() -> int:
         overrides = dict(item.split("=", 1) for item in args.source) or {k: str(v) for k, v in write_sources(work / "fx").items()}
         overrides = {name: Path(path) for name, path in overrides.items()}
         sources = tuple(
-            prepare(s, work / "cache", work / f"prep", overrides.get(s.name)) for s in recipe.sources
+            prepare(s, work / "cache", work / "prep", overrides.get(s.name)) for s in recipe.sources
         )
         plan = make_plan(recipe, target, sources)
         hand, tool, sizes = [], [], None

@@ -169,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the recipe JSON Schema")
     p.set_defaults(func=cmd_schema)
 
-    def target_args(p, many: bool = True):
+    def target_args(p):
         p.add_argument("recipe")
         p.add_argument("--target", action="append", help="target name (repeatable)")
         p.add_argument("--all", action="store_true", help="every target of the recipe")
