@@ -95,16 +95,25 @@ def test_verify_fails_when_scripts_skip_svc_down(built, built_next, recipe, tmp_
     assert not step.passed and "never ran svc -d" in step.evidence
 
 
-def test_strace_parser_flags_a_missing_fsync():
+def test_strace_parser_needs_an_fsync_of_the_changed_directory():
+    queue = "/var/qmail/queue"
     good = (
-        '10 link("pid/10", "mess/3/99") = 0\n10 openat(AT_FDCWD, "mess/3", O_RDONLY) = 4\n10 fsync(4) = 0\n'
-        '10 unlink("pid/10") = 0\n10 fsync(5) = 0\n'
+        '10 chdir("/var/qmail") = 0\n10 chdir("queue") = 0\n'
+        '10 link("pid/10", "mess/3/99") = 0\n'
+        '10 openat(AT_FDCWD</var/qmail/queue>, "mess/3", O_RDONLY) = 4</var/qmail/queue/mess/3>\n'
+        '10 fsync(4</var/qmail/queue/mess/3>) = 0\n'
+        '10 unlink("pid/10") = 0\n10 fsync(5</var/qmail/queue/pid>) = 0\n'
     )
-    assert fsync_follows_queue_changes(good, "/var/qmail/queue")[0]
-    bad = '10 link("pid/10", "mess/3/99") = 0\n10 unlink("pid/10") = 0\n10 fsync(5) = 0\n'
-    ok, evidence = fsync_follows_queue_changes(bad, "/var/qmail/queue")
-    assert not ok and "without fsync" in evidence
-    assert not fsync_follows_queue_changes("", "/var/qmail/queue")[0]
+    assert fsync_follows_queue_changes(good, queue)[0]
+    no_fsync = good.replace("10 fsync(4</var/qmail/queue/mess/3>) = 0\n", "")
+    ok, evidence = fsync_follows_queue_changes(no_fsync, queue)
+    assert not ok and "no fsync of /var/qmail/queue/mess/3" in evidence
+    # fsync of the message file itself is not an fsync of the directory
+    file_only = good.replace("fsync(4</var/qmail/queue/mess/3>)", "fsync(6</var/qmail/queue/mess/3/99>)")
+    assert not fsync_follows_queue_changes(file_only, queue)[0]
+    # changes outside the queue are not ours to judge
+    assert not fsync_follows_queue_changes('10 unlink("/tmp/x") = 0\n', queue)[0]
+    assert not fsync_follows_queue_changes("", queue)[0]
 
 
 def test_svc_order_needs_old_binary_at_down_and_new_at_up():

@@ -9,6 +9,7 @@ whether the call came before or after dpkg replaced the files.
 
 from __future__ import annotations
 
+import posixpath
 import re
 import shlex
 import time
@@ -187,7 +188,7 @@ class Lifecycle:
         trace = "/tmp/qmail-queue.trace"
         code, out = self.sh(
             f"printf 'To: {TEST_USER}\\nSubject: verify-strace\\n\\nx\\n' | "
-            f"strace -f -qq -o {trace} -e trace=open,openat,link,linkat,unlink,unlinkat,rename,renameat,fsync "
+            f"strace -f -qq -y -o {trace} -e trace=chdir,open,openat,link,linkat,unlink,unlinkat,rename,renameat,renameat2,fsync,fdatasync "
             f"{self.prefix}/bin/qmail-inject {TEST_USER} 2>&1; echo exit=$?"
         )
         _, text = self.sh(f"cat {trace}")
@@ -275,39 +276,57 @@ def _tail(text: str, lines: int = 2) -> str:
 
 
 _CALL = re.compile(r"^(\d+)\s+(\w+)\((.*)\)\s+=\s+(-?\d+)")
-# qmail-queue chdirs into the queue and uses relative names such as "mess/7/123".
-_QUEUE_SUBDIRS = ("pid/", "mess/", "intd/", "todo/", "info/", "local/", "remote/", "bounce/")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_FD_PATH = re.compile(r"^\d+<([^>]*)>")  # strace -y: fsync(4</var/qmail/queue/mess/3>)
+_CHANGES = ("link", "linkat", "unlink", "unlinkat", "rename", "renameat", "renameat2")
 
 
-def _touches_queue(args: str, queue: str) -> bool:
-    return queue in args or any(f'"{sub}' in args for sub in _QUEUE_SUBDIRS)
+def _changed_dir(args: str, cwd: str) -> str | None:
+    """The directory whose entry a link/unlink/rename changed (the new name's)."""
+    paths = _QUOTED.findall(args)
+    if not paths:
+        return None
+    return posixpath.dirname(posixpath.normpath(posixpath.join(cwd, paths[-1])))
 
 
 def fsync_follows_queue_changes(trace: str, queue: str) -> tuple[bool, str]:
-    """Every successful link/unlink/rename under the queue is followed, in the
-    same process, by an fsync before that process's next such change."""
-    pending: dict[str, str] = {}
-    changes = synced = 0
+    """Every successful link/unlink/rename in the queue is followed, in the same
+    process and before its next such change, by an fsync of the very directory
+    whose entry changed. Reads `strace -f -y` output (fds annotated with paths)."""
+    cwd: dict[str, str] = {}
+    pending: dict[str, tuple[str, str]] = {}  # pid -> (call, directory awaiting fsync)
+    changes = 0
     failures: list[str] = []
     for line in trace.splitlines():
         match = _CALL.match(line)
         if not match:
             continue
         pid, call, args, result = match.groups()
-        if call in ("link", "linkat", "unlink", "unlinkat", "rename", "renameat") and int(result) == 0 and _touches_queue(args, queue):
+        if int(result) != 0:
+            continue
+        here = cwd.get(pid, "/")
+        if call == "chdir":
+            paths = _QUOTED.findall(args)
+            if paths:
+                cwd[pid] = posixpath.normpath(posixpath.join(here, paths[0]))
+        elif call in _CHANGES:
+            directory = _changed_dir(args, here)
+            if directory is None or not (directory + "/").startswith(queue.rstrip("/") + "/"):
+                continue
             if pid in pending:
-                failures.append(f"no fsync after {pending[pid]}")
-            pending[pid] = f"{call}({args[:60]})"
+                failures.append(f"no fsync of {pending[pid][1]} after {pending[pid][0]}")
+            pending[pid] = (f"{call}({args[:60]})", directory)
             changes += 1
-        elif call == "fsync" and int(result) == 0 and pid in pending:
-            del pending[pid]
-            synced += 1
-    failures.extend(f"no fsync after {what}" for what in pending.values())
+        elif call in ("fsync", "fdatasync") and pid in pending:
+            synced = _FD_PATH.match(args)
+            if synced and synced.group(1) == pending[pid][1]:
+                del pending[pid]
+    failures.extend(f"no fsync of {directory} after {what}" for what, directory in pending.values())
     if changes == 0:
         return False, "no link/unlink in the queue was traced"
     if failures:
-        return False, f"{changes} queue changes, {len(failures)} without fsync: {failures[0]}"
-    return True, f"{changes} queue link/unlink/rename calls, each followed by fsync of the directory"
+        return False, f"{changes} queue changes, {len(failures)} without a directory fsync: {failures[0]}"
+    return True, f"{changes} queue link/unlink/rename calls, each followed by fsync of the changed directory"
 
 
 def svc_order(log: list[str]) -> tuple[bool, str]:
