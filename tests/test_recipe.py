@@ -695,3 +695,20 @@ def test_deeply_nested_values_are_refused_early(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, text)
     assert "F:29:49: targets[0].formats[1]" + "[0]" * 29 + ": nested more than 32 levels deep" in problems
     assert all(len(problem) < 300 for problem in problems)
+
+
+def test_unquoted_step_cut_by_a_yaml_comment_is_an_error(tmp_path: Path) -> None:
+    """`- sed -i '1i #include "x.h"' f` silently loses everything after ' #'."""
+    text = edit(
+        REAL.read_text(),
+        '    - |\n      # declare alloc() in spawn.c',
+        '    - cd "$SRC_QMAIL" && sed -i \'1i #include "alloc.h"\' spawn.c\n    - |\n      # declare alloc() in spawn.c',
+    )
+    (problem,) = problems_of(tmp_path, text)
+    assert re.match(r"F:\d+:7: build\.steps\[2\]: this unquoted step ends where ' #' starts a YAML comment", problem)
+
+
+def test_comments_after_quoted_steps_and_other_fields_are_fine(tmp_path: Path) -> None:
+    text = edit(REAL.read_text(), "    size: 8878\n", "    size: 8878  # bytes\n")
+    text = edit(text, "  steps:\n", "  steps:\n    - \"true\"  # a quoted step may carry a comment\n")
+    assert load_text(tmp_path, text).target("debian-12").steps[1] == "true"

@@ -154,6 +154,10 @@ class _Loader(yaml.SafeLoader):
     """Composes nodes only; _Walker builds the data so it can record positions."""
 
 
+def _is_step(path: FieldPath) -> bool:
+    return len(path) >= 2 and isinstance(path[-1], int) and path[-2] in ("steps", "steps_before", "steps_after")
+
+
 class _Walker:
     """Turns a node tree into dicts/lists/scalars, recording positions."""
 
@@ -187,7 +191,21 @@ class _Walker:
 
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
         value, problem = self._construct(node)
+        if not problem and _is_step(path):
+            problem = self._cut_by_comment(node)
         return self._broken(node, path, problem) if problem else value
+
+    def _cut_by_comment(self, node: ScalarNode) -> str | None:
+        """A plain step followed by ` #...` on its line was cut short by YAML:
+        `sed -i '1i #include "x.h"' f` would silently become `sed -i '1i`."""
+        if node.style is not None or node.end_mark.buffer is None:
+            return None
+        buffer, end = node.end_mark.buffer, node.end_mark.pointer
+        line_end = buffer.find("\n", end)
+        rest = buffer[end : line_end if line_end != -1 else len(buffer)]
+        if rest.lstrip().startswith("#") and rest[:1] in (" ", "\t"):
+            return "this unquoted step ends where ' #' starts a YAML comment; write the step as a block (`- |`) or quote it"
+        return None
 
     def _construct(self, node: ScalarNode) -> tuple[Any, str | None]:
         """The scalar's value, or None and why it cannot be read."""
