@@ -15,7 +15,7 @@ from builder.sandbox.images import ensure_image, image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check
 
-from .conftest import TARGET
+from .conftest import RECIPE, TARGET
 
 pytestmark = pytest.mark.docker
 
@@ -172,3 +172,32 @@ def test_rebuild_is_bit_identical(built, recipe, fixture_sources, tmp_path):
                            overrides=tuple(fixture_sources.items()), release=1, quiet=True)
     again = build_target(recipe, recipe.target(TARGET), options)
     assert deb_of(again).read_bytes() == deb_of(built).read_bytes()
+
+
+def test_recipe_patches_are_applied_in_the_sandbox(engine, recipe, fixture_sources, tmp_path):
+    """A patch listed in the recipe (file under patches/) changes what gets installed."""
+    from builder.pipeline import BuildOptions, build_target
+    from builder.recipe import load_recipe
+
+    (tmp_path / "patches").mkdir()
+    (tmp_path / "patches" / "boot-comment.patch").write_text(
+        "--- a/home.sh\n+++ b/home.sh\n@@ -1,2 +1,3 @@\n"
+        " # Boot script: start the miniature qmail-send with Maildir delivery.\n"
+        "+# patched by qmail-pkg's patch step\n"
+        " exec env - PATH=\"QMAIL/bin:$PATH\" qmail-start ./Maildir/\n"
+    )
+    text = tmp_path / "r.yaml"
+    text.write_text(RECIPE.read_text().replace(
+        "\nlayout:", "\npatches:\n  - {file: boot-comment.patch, source: qmail, targets: [debian-12]}\n\nlayout:", 1))
+    patched = load_recipe(text)
+    assert [p.file.name for p in patched.target(TARGET).patches] == ["boot-comment.patch"]
+    assert patched.target("debian-13").patches == ()
+    options = BuildOptions(out_dir=tmp_path / "dist", sources_dir=tmp_path / "cache",
+                           overrides=tuple(fixture_sources.items()), quiet=True)
+    result = build_target(patched, patched.target(TARGET), options)
+    boot = subprocess.run(
+        f"dpkg-deb --fsys-tarfile {deb_of(result)} | tar -xOf - ./var/qmail/boot/home",
+        shell=True, capture_output=True, text=True, check=True,
+    ).stdout
+    assert "# patched by qmail-pkg's patch step" in boot
+    assert "apply boot-comment.patch to qmail" in result.log_path.read_text()

@@ -25,6 +25,7 @@ from ..recipe.model import Target
 from .docker import client, image_exists
 
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
+APT_DIR = Path("/etc/apt")
 DEFINITION_LABEL = "qmail-pkg.definition"
 ROLES = ("build", "verify")
 
@@ -76,7 +77,7 @@ def host_debian_mirror() -> str:
     if os.environ.get(MIRROR_ENV):
         return os.environ[MIRROR_ENV]
     candidates: list[str] = []
-    apt = Path("/etc/apt")
+    apt = APT_DIR
     for sources in sorted(apt.glob("sources.list.d/*.sources")):
         for match in re.finditer(r"^URIs:\s*(.+)$", sources.read_text(), re.M):
             candidates.extend(match.group(1).split())
