@@ -196,7 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_selftest)
 
     p = sub.add_parser("verify", help="install/upgrade/remove lifecycle checks in clean sandboxes")
-    p.add_argument("artifacts", nargs="+")
+    p.add_argument("artifacts", nargs="+",
+                   help="packages with their build records beside them; the upgrade goes from the first "
+                        "(or --previous) to the last; a single package is upgraded over itself")
     p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
     p.add_argument("--target", required=True)
     p.add_argument("--previous", help="artifact to upgrade from (default: the first of several artifacts)")

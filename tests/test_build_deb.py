@@ -201,3 +201,17 @@ def test_recipe_patches_are_applied_in_the_sandbox(engine, recipe, fixture_sourc
     ).stdout
     assert "# patched by qmail-pkg's patch step" in boot
     assert "apply boot-comment.patch to qmail" in result.log_path.read_text()
+
+
+@pytest.mark.parametrize("target_name", ["debian-11", "debian-13"])
+def test_other_targets_build_and_install(engine, recipe, fixture_sources, tmp_path, target_name):
+    """gcc 10 (bullseye) and gcc 14 (trixie, with the recipe's -Wno-error flags)."""
+    from builder.pipeline import BuildOptions, build_target
+
+    target = recipe.target(target_name)
+    options = BuildOptions(out_dir=tmp_path, sources_dir=tmp_path / "cache",
+                           overrides=tuple(fixture_sources.items()), quiet=True)
+    result = build_target(recipe, target, options)
+    results = install_and_check(recipe, target, deb_of(result), result.record_path)
+    failed = [f"{r.name}: {r.evidence}" for r in results if not r.passed]
+    assert not failed, failed
