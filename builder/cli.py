@@ -86,9 +86,6 @@ def cmd_build(args) -> int:
 
     recipe = _load(args.recipe)
     options = _build_options(args)
-    for name, _ in options.overrides:
-        if name not in {s.name for s in recipe.sources}:
-            raise QmailPkgError(f"--source {name}=...: the recipe has no source named '{name}'")
     results = [build_target(recipe, target, options) for target in _targets(recipe, args.target, args.all)]
     if args.json:
         summary = [

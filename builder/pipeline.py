@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
-from .errors import BuildError
+from .errors import BuildError, SourceError
 from .package import Artifact, PackageSpec, packager_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Progress
@@ -49,8 +49,9 @@ class BuildResult:
 
 def _prepare_sources(recipe: Recipe, options: BuildOptions, workdir: Path) -> tuple[PreparedSource, ...]:
     overrides = dict(options.overrides)
-    for name in overrides:
-        recipe.source(name)  # KeyError is caught by the caller with a clear message
+    unknown = sorted(set(overrides) - {source.name for source in recipe.sources})
+    if unknown:
+        raise SourceError(f"--source {unknown[0]}=...: the recipe has no source named '{unknown[0]}'")
     return tuple(
         prepare(source, options.sources_dir, workdir / "src", overrides.get(source.name))
         for source in recipe.sources
