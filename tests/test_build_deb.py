@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from builder.sandbox.images import ensure_image, image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check
 
-from .conftest import RECIPE, TARGET
+from .conftest import RECIPE, ROOT, TARGET
 
 pytestmark = pytest.mark.docker
 
@@ -215,3 +216,20 @@ def test_other_targets_build_and_install(engine, recipe, fixture_sources, tmp_pa
     results = install_and_check(recipe, target, deb_of(result), result.record_path)
     failed = [f"{r.name}: {r.evidence}" for r in results if not r.passed]
     assert not failed, failed
+
+
+def test_build_sandbox_is_isolated_and_cleaned(engine, recipe):
+    """No network, no privileges, labelled; `qmail-pkg clean` removes leftovers."""
+    spec = image_spec(recipe.target(TARGET), "build")
+    box = DockerSandbox(spec.reference, role="build", labels={"qmail-pkg.target": TARGET})
+    box.start()  # deliberately never destroyed: a "killed run"
+    config = client().api.inspect_container(box.container_id)
+    host = config["HostConfig"]
+    assert host["NetworkMode"] == "none" and host["Privileged"] is False
+    assert "no-new-privileges" in host["SecurityOpt"] and "NET_RAW" in host["CapDrop"]
+    assert config["Config"]["Labels"][LABEL] == "build"
+    code, out = box.output(["sh", "-c", "cat /sys/class/net/*/operstate 2>/dev/null; ls /sys/class/net"])
+    assert out.split() == ["unknown", "lo"]  # loopback only
+    result = subprocess.run([sys.executable, "-m", "builder.cli", "clean"], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0 and box.container_id[:12] in result.stdout
+    assert not client().containers.list(all=True, filters={"label": LABEL})

@@ -17,6 +17,9 @@ from ..errors import SandboxError
 from . import OutputSink
 
 LABEL = "qmail-pkg"
+# Capabilities a compile-and-install never needs. Builds keep the defaults they
+# do need (chown, setuid/setgid bits, useradd) and run with no-new-privileges.
+BUILD_CAP_DROP = ["NET_RAW", "NET_BIND_SERVICE", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP", "SETFCAP", "KILL"]
 # The main process only keeps the container alive; work happens through exec.
 KEEPALIVE = ["sleep", "infinity"]
 
@@ -94,6 +97,9 @@ class DockerSandbox:
                 network_mode="none",  # builds and verification never touch the network
                 labels=self.labels,
                 cap_add=self.cap_add or None,
+                # Verification must keep setuid exec working (qmail-queue is 4711).
+                cap_drop=BUILD_CAP_DROP if self.role == "build" else None,
+                security_opt=["no-new-privileges"] if self.role == "build" else None,
                 privileged=False,
                 hostname=self.hostname,
                 init=True,  # reap zombies left by daemons we start in verification
