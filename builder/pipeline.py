@@ -20,12 +20,9 @@ from .progress import Progress
 from .recipe.model import Recipe, Target
 from .sandbox.docker import DockerSandbox
 from .sandbox.images import ensure_image, image_spec
-from .scripts import ScriptModel, ServiceSpec, StateEntry, render_maintainer_scripts, render_service_files
+from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
 from .sources import PreparedSource, digest_file, prepare
 from .staged import StagedTree, harvest
-
-SENDMAIL_LINKS = ("/usr/sbin/sendmail", "/usr/lib/sendmail")
-
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -91,30 +88,19 @@ def _run_build(plan: Plan, progress: Progress, stage_root: Path) -> tuple[Staged
 
 
 def _script_model(plan: Plan, tree: StagedTree) -> ScriptModel:
-    recipe, layout = plan.recipe, plan.recipe.layout
+    layout = plan.recipe.layout
     state = tuple(
         StateEntry(e.path, e.kind, e.owner, e.group, e.mode)
         for e in tree.entries
         if any(e.is_below(folder) for folder in layout.state)
     )
-    services = [ServiceSpec("qmail-send", f"{layout.prefix}/supervise/qmail-send")]
-    if recipe.services.smtpd and tree.has(f"{layout.prefix}/bin/qmail-smtpd"):
-        services.append(ServiceSpec("qmail-smtpd", f"{layout.prefix}/supervise/qmail-smtpd"))
-    sendmail = f"{layout.prefix}/bin/sendmail"
-    links = tuple((link, sendmail) for link in SENDMAIL_LINKS) if tree.has(sendmail) else ()
-    return ScriptModel(
-        package=recipe.package.name,
+    return script_model(
+        plan.recipe,
+        plan.target,
         version=plan.full_version,
-        prefix=layout.prefix,
-        accounts=plan.target.accounts,
         state=state,
-        services=tuple(services),
-        service_dirs=recipe.services.directories,
-        log_dir=recipe.services.log_dir,
-        default_delivery=recipe.services.default_delivery,
-        postmaster_alias_to=recipe.services.postmaster_alias_to,
-        sendmail_links=links,
-        state_dir=f"/var/lib/{recipe.package.name}",
+        smtpd=tree.has(f"{layout.prefix}/bin/qmail-smtpd"),
+        sendmail=tree.has(f"{layout.prefix}/bin/sendmail"),
     )
 
 

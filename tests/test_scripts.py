@@ -20,7 +20,6 @@ from builder.scripts import (
     ScriptModel,
     ServiceSpec,
     StateEntry,
-    queue_state,
     render_library,
     render_maintainer_scripts,
     render_service_files,
@@ -35,10 +34,36 @@ SHELLCHECK = shutil.which("shellcheck") or "/usr/bin/shellcheck"
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
 
 
+def queue_state(prefix: str, split: int = 23, qmailq: str = "qmailq", qmails: str = "qmails",
+                qmailr: str = "qmailr", group: str = "qmail") -> tuple[StateEntry, ...]:
+    """The queue skeleton qmail's `make setup` creates (owners, modes), parents
+    first: what the build harvests, written out for tests that do not build."""
+    queue = f"{prefix.rstrip('/')}/queue"
+    entries = [
+        StateEntry(queue, "dir", qmailq, group, 0o750),
+        StateEntry(f"{queue}/pid", "dir", qmailq, group, 0o700),
+        StateEntry(f"{queue}/intd", "dir", qmailq, group, 0o700),
+        StateEntry(f"{queue}/todo", "dir", qmailq, group, 0o750),
+        StateEntry(f"{queue}/bounce", "dir", qmails, group, 0o700),
+    ]
+    for sub, owner, mode in (("mess", qmailq, 0o750), ("info", qmails, 0o700),
+                             ("local", qmails, 0o700), ("remote", qmails, 0o700)):
+        entries.append(StateEntry(f"{queue}/{sub}", "dir", owner, group, mode))
+        entries.extend(StateEntry(f"{queue}/{sub}/{i}", "dir", owner, group, mode) for i in range(split))
+    entries += [
+        StateEntry(f"{queue}/lock", "dir", qmailq, group, 0o750),
+        StateEntry(f"{queue}/lock/tcpto", "file", qmailr, group, 0o644),
+        StateEntry(f"{queue}/lock/sendmutex", "file", qmails, group, 0o600),
+        StateEntry(f"{queue}/lock/trigger", "fifo", qmails, group, 0o622),
+    ]
+    return tuple(entries)
+
+
 @pytest.fixture(scope="module")
 def model() -> ScriptModel:
     recipe = load_recipe(RECIPE)
-    return script_model(recipe, recipe.target("debian-12"))
+    return script_model(recipe, recipe.target("debian-12"), version="1.03-1",
+                        state=queue_state(recipe.layout.prefix), smtpd=True, sendmail=True)
 
 
 def shellcheck(path: Path, *options: str) -> str:

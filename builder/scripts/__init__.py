@@ -1,6 +1,6 @@
 """Maintainer scripts (install/upgrade/remove) and daemontools service files."""
 
-from .model import ScriptModel, ServiceFile, ServiceSpec, StateEntry, queue_state, script_model
+from .model import ScriptModel, ServiceFile, ServiceSpec, StateEntry, script_model
 from .render import render_library, render_maintainer_scripts, render_service_files
 
 __all__ = [
@@ -8,7 +8,6 @@ __all__ = [
     "ServiceFile",
     "ServiceSpec",
     "StateEntry",
-    "queue_state",
     "render_library",
     "render_maintainer_scripts",
     "render_service_files",

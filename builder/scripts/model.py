@@ -128,56 +128,40 @@ class ScriptModel:
         raise KeyError(name)
 
 
-def queue_state(prefix: str, split: int = 23, qmailq: str = "qmailq", qmails: str = "qmails",
-                qmailr: str = "qmailr", group: str = "qmail") -> tuple[StateEntry, ...]:
-    """The queue skeleton qmail's `make setup` creates (owners, modes), parents first.
-
-    Used when the packaging stage has not harvested one from the build.
-    """
-    queue = f"{prefix.rstrip('/')}/queue"
-    entries = [
-        StateEntry(queue, "dir", qmailq, group, 0o750),
-        StateEntry(f"{queue}/pid", "dir", qmailq, group, 0o700),
-        StateEntry(f"{queue}/intd", "dir", qmailq, group, 0o700),
-        StateEntry(f"{queue}/todo", "dir", qmailq, group, 0o750),
-        StateEntry(f"{queue}/bounce", "dir", qmails, group, 0o700),
-    ]
-    for sub, owner, mode in (("mess", qmailq, 0o750), ("info", qmails, 0o700),
-                             ("local", qmails, 0o700), ("remote", qmails, 0o700)):
-        entries.append(StateEntry(f"{queue}/{sub}", "dir", owner, group, mode))
-        entries.extend(StateEntry(f"{queue}/{sub}/{i}", "dir", owner, group, mode) for i in range(split))
-    entries += [
-        StateEntry(f"{queue}/lock", "dir", qmailq, group, 0o750),
-        StateEntry(f"{queue}/lock/tcpto", "file", qmailr, group, 0o644),
-        StateEntry(f"{queue}/lock/sendmutex", "file", qmails, group, 0o600),
-        StateEntry(f"{queue}/lock/trigger", "fifo", qmails, group, 0o622),
-    ]
-    return tuple(entries)
+SENDMAIL_LINKS = ("/usr/sbin/sendmail", "/usr/lib/sendmail")
 
 
-def script_model(recipe: Recipe, target: Target, state: tuple[StateEntry, ...] | None = None) -> ScriptModel:
-    """The ScriptModel for one target of a recipe.
+def script_model(
+    recipe: Recipe,
+    target: Target,
+    *,
+    version: str,
+    state: tuple[StateEntry, ...],
+    smtpd: bool,
+    sendmail: bool,
+) -> ScriptModel:
+    """The ScriptModel for one target of a recipe: the one place it is assembled.
 
-    `state` is the harvested queue skeleton; without it qmail's default is used.
+    `state` is the harvested queue skeleton (parents first); `smtpd` and
+    `sendmail` say whether the build installed bin/qmail-smtpd and bin/sendmail.
     """
     prefix = recipe.layout.prefix.rstrip("/") or "/"
     supervise = f"{prefix}/supervise"
     services = [ServiceSpec("qmail-send", f"{supervise}/qmail-send")]
-    if recipe.services.smtpd:
+    if recipe.services.smtpd and smtpd:
         services.append(ServiceSpec("qmail-smtpd", f"{supervise}/qmail-smtpd"))
-    package = recipe.package
+    links = tuple((link, f"{prefix}/bin/sendmail") for link in SENDMAIL_LINKS) if sendmail else ()
     return ScriptModel(
-        package=package.name,
-        version=f"{package.version}-{package.release}",
+        package=recipe.package.name,
+        version=version,
         prefix=prefix,
         accounts=target.accounts,
-        state=state if state is not None else queue_state(prefix),
+        state=state,
         services=tuple(services),
         service_dirs=tuple(recipe.services.directories),
         log_dir=recipe.services.log_dir,
         default_delivery=recipe.services.default_delivery,
         postmaster_alias_to=recipe.services.postmaster_alias_to,
-        sendmail_links=(("/usr/sbin/sendmail", f"{prefix}/bin/sendmail"),
-                        ("/usr/lib/sendmail", f"{prefix}/bin/sendmail")),
-        state_dir=f"/var/lib/{package.name}",
+        sendmail_links=links,
+        state_dir=f"/var/lib/{recipe.package.name}",
     )
