@@ -81,9 +81,8 @@ def _run_build(plan: Plan, progress: Progress, stage_root: Path) -> tuple[Staged
                     f"{step.title} (log: {progress.log_path})"
                 )
         progress.stage("harvest staged tree")
-        names = {a.name for a in target.accounts.users} | {g.name for g in target.accounts.groups}
         layout = plan.recipe.layout
-        tree = harvest(sandbox, (layout.prefix, *layout.harvest), names, stage_root)
+        tree = harvest(sandbox, (layout.prefix, *layout.harvest), target.accounts.names(), stage_root)
     return tree, image_id
 
 
@@ -182,8 +181,6 @@ def _record(plan: Plan, image_id: str, artifacts: list[Artifact], durations: dic
 def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> BuildResult:
     log_dir = options.log_dir or options.out_dir / "logs"
     log_path = log_dir / f"{target.name}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
     progress = Progress(target.name, log_path, quiet=options.quiet)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     # Everything is written inside a private folder on the same filesystem and

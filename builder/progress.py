@@ -17,7 +17,7 @@ class Progress:
         self.live = self.stream.isatty() and not quiet
         self.quiet = quiet
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = open(log_path, "a", encoding="utf-8")
+        self._log = open(log_path, "w", encoding="utf-8")  # one log per target and run
         self._started = time.monotonic()
         self._stage_started = self._started
         self._stage = "start"

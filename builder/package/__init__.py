@@ -2,7 +2,7 @@
 
 A packager turns a PackageSpec (staged tree + metadata + maintainer scripts,
 all format-neutral) into one artifact file. Adding a format is adding a module
-and one line in PACKAGERS.
+and one line in packager_for().
 """
 
 from __future__ import annotations

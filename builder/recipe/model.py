@@ -57,6 +57,10 @@ class Accounts:
     groups: tuple[Group, ...]
     users: tuple[User, ...]
 
+    def names(self) -> set[str]:
+        """Every account and group name: the owners a package may carry."""
+        return {user.name for user in self.users} | {group.name for group in self.groups}
+
     def group(self, name: str) -> Group:
         for group in self.groups:
             if group.name == name:

@@ -7,9 +7,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..recipe.model import Recipe, Target
 from ..staged import FIND_FORMAT, parse_find_output
 
 SYNCDIR_SYMBOLS = ("open", "link", "rename", "unlink")
+# The programs that touch the queue or a Maildir: each must carry syncdir.
+PROOF_BINARIES = ("qmail-queue", "qmail-local", "qmail-send", "qmail-clean")
 PACKAGE_DROP = "/tmp/qmail-pkg-artifacts"
 
 
@@ -85,6 +88,19 @@ def check_setuid(sandbox, path: str, owner: str) -> CheckResult:
     code, out = sandbox.output(["stat", "-c", "%a %U", path])
     ok = code == 0 and out.strip() == f"4711 {owner}"
     return CheckResult(f"setuid {path}", ok, f"stat: {out.strip()}")
+
+
+def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: list[dict]) -> list[CheckResult]:
+    """What a fresh install must look like: the build's layout, a setuid
+    qmail-queue, syncdir linked in, and nothing dpkg would call altered."""
+    prefix = recipe.layout.prefix
+    code, out = sandbox.output(["dpkg", "--verify", recipe.package.name])
+    return [
+        check_layout(sandbox, manifest, target.accounts.names(), prefix),
+        check_setuid(sandbox, f"{prefix}/bin/qmail-queue", "qmailq"),
+        check_syncdir_symbols(sandbox, [f"{prefix}/bin/{name}" for name in PROOF_BINARIES]),
+        CheckResult("dpkg --verify", code == 0 and not out.strip(), out.strip() or "no differences"),
+    ]
 
 
 def load_record(record_path: Path) -> dict:

@@ -22,14 +22,7 @@ from ..errors import VerifyError
 from ..recipe.model import Recipe, Target
 from ..sandbox.docker import DockerSandbox
 from ..sandbox.images import ensure_image, image_spec
-from .checks import (
-    CheckResult,
-    check_layout,
-    check_syncdir_symbols,
-    load_record,
-    put_artifact,
-)
-from .install import PROOF_BINARIES
+from .checks import CheckResult, installed_checks, load_record, put_artifact
 
 SERVICE_DIR = "/service"
 SVC_LOG = "/var/log/qmail-pkg-svc.log"
@@ -48,7 +41,9 @@ exec /usr/bin/svc "$@"
 
 
 @dataclass(frozen=True)
-class Artifact:
+class BuiltPackage:
+    """A package file with the build record written beside it."""
+
     path: Path
     record: dict
 
@@ -90,7 +85,6 @@ class Lifecycle:
         self.report = report
         self.emit = emit
         self.prefix = recipe.layout.prefix
-        self.names = {u.name for u in target.accounts.users} | {g.name for g in target.accounts.groups}
         self.package = recipe.package.name
 
     # -- helpers ---------------------------------------------------------
@@ -152,7 +146,7 @@ class Lifecycle:
             f"; missing e.g. {missing[:3]}" if missing else ""
         ) + (f"; duplicated e.g. {dupes[:3]}" if dupes else "")
 
-    def dpkg_install(self, artifact: Artifact) -> tuple[int, str]:
+    def dpkg_install(self, artifact: BuiltPackage) -> tuple[int, str]:
         path = put_artifact(self.box, artifact.path)
         return self.sh(f"dpkg -i {shlex.quote(path)} 2>&1")
 
@@ -171,11 +165,12 @@ class Lifecycle:
             f"chown -R {TEST_USER}: /home/{TEST_USER}/Maildir"
         )
 
-    def install(self, artifact: Artifact) -> bool:
+    def install(self, artifact: BuiltPackage) -> bool:
         code, out = self.dpkg_install(artifact)
         if not self.result("install: dpkg -i on a clean system", code == 0, _tail(out)):
             return False
-        self.add(check_layout(self.box, artifact.record["staged_manifest"], self.names, self.prefix), "install")
+        for check in installed_checks(self.box, self.recipe, self.target, artifact.record["staged_manifest"]):
+            self.add(check, "install")
         up, status = self.wait_up("qmail-send")
         self.result("install: svscan brings qmail-send up", up, status)
         subject = f"verify-install-{int(time.time())}"
@@ -184,7 +179,6 @@ class Lifecycle:
         return self.result("install: local delivery into ~/Maildir", ok, evidence) and up
 
     def syncdir_proof(self) -> None:
-        self.add(check_syncdir_symbols(self.box, [f"{self.prefix}/bin/{b}" for b in PROOF_BINARIES]), "syncdir")
         trace = "/tmp/qmail-queue.trace"
         code, out = self.sh(
             f"printf 'To: {TEST_USER}\\nSubject: verify-strace\\n\\nx\\n' | "
@@ -195,7 +189,7 @@ class Lifecycle:
         ok, evidence = fsync_follows_queue_changes(text, f"{self.prefix}/queue")
         self.result("syncdir: strace shows a directory fsync after every queue link/unlink", ok and "exit=0" in out, evidence)
 
-    def upgrade_in_flight(self, old: Artifact, new: Artifact, messages: int) -> None:
+    def upgrade_in_flight(self, old: BuiltPackage, new: BuiltPackage, messages: int) -> None:
         name = "upgrade"
         control = f"{self.prefix}/control"
         self.sh(f"echo verify.invalid >> {control}/locals; echo '# edited by the administrator' >> {control}/rcpthosts 2>/dev/null; true")
@@ -230,7 +224,7 @@ class Lifecycle:
         _, version = self.sh(f"dpkg-query -W -f '${{Version}}' {self.package}")
         self.result(f"{name}: new version installed", version.strip() == new.version, version.strip())
 
-    def admin_down_stays_down(self, artifact: Artifact) -> None:
+    def admin_down_stays_down(self, artifact: BuiltPackage) -> None:
         name = "upgrade with service down"
         self.sh(f"svc -d {SERVICE_DIR}/qmail-send; sleep 2; : > {SVC_LOG}")
         code, out = self.dpkg_install(artifact)
@@ -260,7 +254,7 @@ class Lifecycle:
                     me.strip() == "gone" and kept.split() == ["queue", mail_before.strip(), "accounts"],
                     f"control/me {me.strip()}; kept: {' '.join(kept.split())}")
 
-    def reinstall(self, artifact: Artifact) -> None:
+    def reinstall(self, artifact: BuiltPackage) -> None:
         code, out = self.dpkg_install(artifact)
         if not self.result("reinstall over leftover state: dpkg -i", code == 0, _tail(out)):
             return
@@ -371,9 +365,9 @@ def run_verify(
     for path in [*artifacts, *([previous] if previous else [])]:
         if not path.exists():
             raise VerifyError(f"{path}: no such artifact")
-    current = Artifact(artifacts[-1], find_record(artifacts[-1]))
+    current = BuiltPackage(artifacts[-1], find_record(artifacts[-1]))
     old_path = previous or (artifacts[0] if len(artifacts) > 1 else artifacts[-1])
-    old = Artifact(old_path, find_record(old_path))
+    old = BuiltPackage(old_path, find_record(old_path))
     spec = image_spec(target, "verify")
     ensure_image(spec)
     report = Report(target.name)
