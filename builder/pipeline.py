@@ -4,11 +4,14 @@ folder (a failed build leaves nothing there)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,7 @@ from .sandbox.docker import DockerSandbox
 from .sandbox.images import ensure_image, image_spec
 from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
 from .sources import PreparedSource, digest_file, prepare
-from .staged import StagedTree, harvest
+from .staged import ContentStore, IdNames, StagedTree, harvest
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -82,7 +85,7 @@ def _run_build(plan: Plan, progress: Progress, stage_root: Path) -> tuple[Staged
                 )
         progress.stage("harvest staged tree")
         layout = plan.recipe.layout
-        tree = harvest(sandbox, (layout.prefix, *layout.harvest), target.accounts.names(), stage_root)
+        tree = harvest(sandbox, (layout.prefix, *layout.harvest), IdNames.of(target.accounts), ContentStore(stage_root))
     return tree, image_id
 
 
@@ -178,6 +181,17 @@ def _record(plan: Plan, image_id: str, artifacts: list[Artifact], durations: dic
     }
 
 
+@contextmanager
+def _output_lock(out_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the output folder itself (no lock file is left)."""
+    fd = os.open(out_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> BuildResult:
     log_dir = options.log_dir or options.out_dir / "logs"
     log_path = log_dir / f"{target.name}.log"
@@ -208,13 +222,16 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         record_name = f"{recipe.package.name}_{plan.full_version}_{target.name}.build.json"
         (staging / record_name).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         final_dir = options.out_dir / target.name
-        final_dir.mkdir(parents=True, exist_ok=True)
         placed = []
-        for artifact in artifacts:
-            destination = final_dir / artifact.path.name
-            os.replace(artifact.path, destination)
-            placed.append(Artifact(destination, artifact.format, artifact.sha256, artifact.size))
-        os.replace(staging / record_name, final_dir / record_name)
+        # Two builds of one target may finish at once: the artifacts and
+        # their record are placed together, never interleaved.
+        with _output_lock(options.out_dir):
+            final_dir.mkdir(parents=True, exist_ok=True)
+            for artifact in artifacts:
+                destination = final_dir / artifact.path.name
+                os.replace(artifact.path, destination)
+                placed.append(Artifact(destination, artifact.format, artifact.sha256, artifact.size))
+            os.replace(staging / record_name, final_dir / record_name)
         outcome = "ok: " + ", ".join(a.path.name for a in placed)
         return BuildResult(target.name, tuple(placed), final_dir / record_name, log_path, dict(progress.durations))
     finally:

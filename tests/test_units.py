@@ -1,41 +1,16 @@
-"""Small pure pieces: the find manifest parser, the host mirror lookup, the plan."""
+"""Small pure pieces: the host mirror lookup, the plan."""
 
 from __future__ import annotations
 
 
 import pytest
 
-from builder.errors import BuildError, SandboxError
+from builder.errors import SandboxError
 from builder.plan import make_plan
 from builder.sandbox import images
 from builder.sources import PreparedSource
-from builder.staged import parse_find_output
 
 
-
-
-def test_find_output_parsed_with_special_bits_and_fifo():
-    entries = parse_find_output(
-        ["f\t4711\tqmailq\tqmail\t/var/qmail/bin/qmail-queue\t", "p\t622\tqmails\tqmail\t/var/qmail/queue/lock/trigger\t",
-         "l\t777\troot\troot\t/usr/sbin/sendmail\t/var/qmail/bin/sendmail"],
-        {"qmailq", "qmails", "qmail", "root"},
-    )
-    assert [(e.kind, e.mode, e.owner) for e in entries] == [("file", 0o4711, "qmailq"), ("fifo", 0o622, "qmails"), ("symlink", 0o777, "root")]
-    assert entries[2].link_target == "/var/qmail/bin/sendmail"
-
-
-@pytest.mark.parametrize(
-    "line, message",
-    [
-        ("f\t644\t1005\tqmail\t/var/qmail/x\t", "owned by id 1005"),
-        ("f\t644\tpostfix\tqmail\t/var/qmail/x\t", "owned by 'postfix'"),
-        ("c\t644\troot\troot\t/var/qmail/dev\t", "file type packages cannot carry"),
-        ("f\t644\troot\t/var/qmail/x", "cannot parse"),
-    ],
-)
-def test_find_output_refusals(line, message):
-    with pytest.raises(BuildError, match=message):
-        parse_find_output([line], {"qmail", "root"})
 
 
 def test_mirror_from_deb822_and_one_line_sources(tmp_path, monkeypatch):

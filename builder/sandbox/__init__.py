@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from contextlib import AbstractContextManager
+from typing import BinaryIO, Protocol
 
 OutputSink = Callable[[str], None]
 
@@ -34,8 +35,9 @@ class Sandbox(Protocol):
     ) -> int:
         """Run argv inside; stream combined output lines to on_output; return the exit code."""
 
-    def get_tar(self, path: str, into: Path) -> Path:
-        """Write a tar stream of path (inside) to the file `into`; return it."""
+    def open_tar(self, path: str) -> AbstractContextManager[BinaryIO]:
+        """The tar stream of path (inside), members named `<basename>/...`,
+        numeric owners in the headers; bounded in size."""
 
     def destroy(self) -> None: ...
 

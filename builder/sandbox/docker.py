@@ -10,10 +10,14 @@ from __future__ import annotations
 import io
 import tarfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
+from ..archive import Limits
 from ..errors import SandboxError
+from ..staged import StreamReader
 from . import OutputSink
 
 LABEL = "qmail-pkg"
@@ -22,6 +26,7 @@ LABEL = "qmail-pkg"
 BUILD_CAP_DROP = ["NET_RAW", "NET_BIND_SERVICE", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP", "SETFCAP", "KILL"]
 # The main process only keeps the container alive; work happens through exec.
 KEEPALIVE = ["sleep", "infinity"]
+_CHUNK = 1 << 16
 
 
 def client():
@@ -159,17 +164,27 @@ class DockerSandbox:
         if not self._require().put_archive(folder or "/", buffer.getvalue()):
             raise SandboxError(f"copying a file into the sandbox at {dest} failed")
 
-    def get_tar(self, path: str, into: Path) -> Path:
+    @contextmanager
+    def open_tar(self, path: str) -> Iterator[BinaryIO]:
+        """The tar stream of `path` inside, bounded, read as it arrives (never
+        written to the host's disk first)."""
         import docker.errors
 
         try:
-            stream, _ = self._require().get_archive(path)
+            chunks, _ = self._require().get_archive(path)
         except docker.errors.NotFound:
             raise SandboxError(f"{path} does not exist in the sandbox") from None
-        with open(into, "wb") as out:
-            for chunk in stream:
-                out.write(chunk)
-        return into
+        limits = Limits.from_environment()
+        # Tar headers and padding come on top of the file bytes.
+        bound = limits.max_bytes + limits.max_members * 1536 + (1 << 20)
+        reader = io.BufferedReader(StreamReader(chunks, bound, f"tar stream of {path}"), _CHUNK)
+        try:
+            yield reader
+        finally:
+            reader.close()
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
 
     # -- processes -------------------------------------------------------
     def run(

@@ -7,8 +7,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..recipe.model import Recipe, Target
-from ..staged import FIND_FORMAT, parse_find_output
+from ..errors import QmailPkgError
+from ..recipe.model import Accounts, Recipe, Target
+from ..staged import Entry, IdNames, read_tree
 
 SYNCDIR_SYMBOLS = ("open", "link", "rename", "unlink")
 # The programs that touch the queue or a Maildir: each must carry syncdir.
@@ -32,18 +33,18 @@ def put_artifact(sandbox, artifact: Path) -> str:
     return dest
 
 
-def installed_entries(sandbox, paths: list[str], names: set[str]):
-    code, out = sandbox.output(["find", *paths, "-printf", FIND_FORMAT])
-    if code != 0:
-        return None, out
-    return {e.path: e for e in parse_find_output(out.splitlines(), names | {"root"})}, ""
+def installed_entries(sandbox, root: str, accounts: Accounts) -> dict[str, Entry]:
+    """What is installed below root, by path (owners by name; ids no account has as #id)."""
+    with sandbox.open_tar(root) as stream:
+        return {e.path: e for e in read_tree(stream, root, IdNames.of(accounts), None, strict=False)}
 
 
-def check_layout(sandbox, manifest: list[dict], names: set[str], prefix: str) -> CheckResult:
+def check_layout(sandbox, manifest: list[dict], accounts: Accounts, prefix: str) -> CheckResult:
     """Every entry of the build's staged manifest exists installed with the same type, owner, group and mode."""
-    installed, error = installed_entries(sandbox, [prefix], names)
-    if installed is None:
-        return CheckResult("layout", False, f"find {prefix} failed: {error}")
+    try:
+        installed = installed_entries(sandbox, prefix, accounts)
+    except QmailPkgError as exc:
+        return CheckResult("layout", False, f"cannot read {prefix}: {exc}")
     wrong = []
     checked = 0
     for row in manifest:
@@ -96,7 +97,7 @@ def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: list[dic
     prefix = recipe.layout.prefix
     code, out = sandbox.output(["dpkg", "--verify", recipe.package.name])
     return [
-        check_layout(sandbox, manifest, target.accounts.names(), prefix),
+        check_layout(sandbox, manifest, target.accounts, prefix),
         check_setuid(sandbox, f"{prefix}/bin/qmail-queue", "qmailq"),
         check_syncdir_symbols(sandbox, [f"{prefix}/bin/{name}" for name in PROOF_BINARIES]),
         CheckResult("dpkg --verify", code == 0 and not out.strip(), out.strip() or "no differences"),
