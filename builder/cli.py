@@ -4,8 +4,10 @@ stages, renders progress and errors (one line each, non-zero exit)."""
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -13,8 +15,41 @@ from pathlib import Path
 from . import __version__
 from .errors import QmailPkgError, RecipeError
 
+EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+MAX_REVISION = 999999  # as the recipe schema's package.release
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that every `finally` and every
+    sandbox's __exit__ runs exactly as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second TERM must not cut the cleanup short
+    raise Terminated
+
+
+def _whole_number(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}, not {text!r}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _source_override(text: str) -> tuple[str, Path]:
@@ -25,9 +60,9 @@ def _source_override(text: str) -> tuple[str, Path]:
 
 
 def _load(recipe_path: str):
-    from .recipe import load_recipe
+    from .preflight import load_checked
 
-    return load_recipe(recipe_path)
+    return load_checked(recipe_path)
 
 
 def _targets(recipe, names: list[str] | None, all_targets: bool):
@@ -49,9 +84,9 @@ def _targets(recipe, names: list[str] | None, all_targets: bool):
 
 # -- commands -----------------------------------------------------------------
 def cmd_validate(args) -> int:
-    from .recipe import validate_paths
+    from .preflight import problems_of
 
-    problems = validate_paths(args.recipes)
+    problems = problems_of(args.recipes)
     for line in problems:
         print(line, file=sys.stderr)
     if not problems and not args.quiet:
@@ -154,9 +189,9 @@ def cmd_clean(args) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qmail-pkg", description=__doc__)
+    parser = _Parser(prog="qmail-pkg", description=__doc__)
     parser.add_argument("--version", action="version", version=f"qmail-pkg {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check recipes; one line per problem")
     p.add_argument("recipes", nargs="+")
@@ -177,8 +212,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sources", help="source cache folder (default: $QMAIL_PKG_SOURCES or XDG cache)")
     p.add_argument("--source", action="append", type=_source_override, metavar="NAME=PATH",
                    help="development override: use a local tarball or directory (marks the build unofficial)")
-    p.add_argument("--revision", type=int, help="package revision instead of the recipe's release")
-    p.add_argument("--jobs", type=int, help="parallel make jobs (default: target's, else CPUs)")
+    p.add_argument("--revision", type=_whole_number(1, MAX_REVISION),
+                   help="package revision instead of the recipe's release")
+    p.add_argument("--jobs", type=_whole_number(1, 1024),
+                   help="parallel make jobs (default: target's, else CPUs)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.set_defaults(func=cmd_build)
 
@@ -199,7 +236,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
     p.add_argument("--target", required=True)
     p.add_argument("--previous", help="artifact to upgrade from (default: the first of several artifacts)")
-    p.add_argument("--messages", type=int, default=200, help="messages in flight during the upgrade")
+    p.add_argument("--messages", type=_whole_number(1, 100000), default=200,
+                   help="messages in flight during the upgrade")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
@@ -210,6 +248,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except RecipeError as exc:
@@ -222,14 +261,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("qmail-pkg: interrupted; sandboxes removed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("qmail-pkg: terminated; sandboxes removed", file=sys.stderr)
+        return EXIT_TERMINATED
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            where = f" ({exc.filename})" if exc.filename else ""
+            print(f"qmail-pkg: error: no space left on the device{where}; free some space "
+                  "(`docker image prune` removes unused images) and run again", file=sys.stderr)
+            return 1
+        return _internal(exc)
     except Exception as exc:  # a bug: say so in one line, traceback only on request
-        if os.environ.get("QMAIL_PKG_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal(exc)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _internal(exc: BaseException) -> int:
+    if os.environ.get("QMAIL_PKG_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

