@@ -47,7 +47,7 @@ needs_toolchain = pytest.mark.skipif(
 def fake_ids(tree: Path) -> None:
     """auto_uids.c with this process's ids: every account maps to us."""
     uid, gid = os.getuid(), os.getgid()
-    users = ("uida", "uidd", "uidl", "uidp", "uidq", "uidr", "uids")
+    users = ("uida", "uidd", "uidl", "uido", "uidp", "uidq", "uidr", "uids")
     lines = [f"int auto_{name} = {uid};" for name in users]
     lines += [f"int auto_{name} = {gid};" for name in ("gidn", "gidq")]
     (tree / "auto_uids.c").write_text("\n".join(lines) + "\n")
@@ -83,6 +83,7 @@ def step_env(sources: dict[str, Path], make: Path | str, prefix: Path, cflags: s
         MAKE=str(make),
         JOBS="8",
         EXTRA_CFLAGS=cflags,
+        EXTRA_LDFLAGS="-Wl,-z,relro -Wl,-z,now",  # as the recipe's build.ldflags
         PREFIX=str(prefix),
     )
     env.pop("MAKEFLAGS", None)
