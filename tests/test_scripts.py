@@ -32,6 +32,7 @@ RECIPE = ROOT / "recipes" / "qmail-syncdir.yaml"
 IMAGE = "qmail-pkg/debian-12:latest"
 SHELLCHECK = shutil.which("shellcheck") or "/usr/bin/shellcheck"
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm")
+DEB_SCRIPTS = (*SCRIPTS, "config", "templates")
 
 
 def queue_state(prefix: str, split: int = 23, qmailq: str = "qmailq", qmails: str = "qmails",
@@ -74,17 +75,32 @@ def shellcheck(path: Path, *options: str) -> str:
 # ---------------------------------------------------------------- rendering
 
 
-def test_renders_the_four_debian_scripts(model):
-    scripts = render_maintainer_scripts(model, "deb")
-    assert set(scripts) == set(SCRIPTS)
-    for text in scripts.values():
-        assert text.startswith("#!/bin/sh\n")
-        assert "\nset -e\n" in text
+def format_models(model):
+    """(packager, model) for every registered format: the model of a target of its family."""
+    from builder.package import PACKAGERS
+
+    recipe = load_recipe(RECIPE)
+    for packager in PACKAGERS.values():
+        target = next(t for t in recipe.targets if t.family == packager.family)
+        yield packager, script_model(recipe, target, version="1.03-1", state=queue_state(recipe.layout.prefix),
+                                     smtpd=True, sendmail=True)
 
 
-def test_unknown_format_is_a_value_error(model):
+def test_renders_the_scripts_of_every_format(model):
+    for packager, m in format_models(model):
+        scripts = render_maintainer_scripts(m, packager.script_set, packager.script_names)
+        assert set(scripts) == set(packager.script_names)
+        for name, text in scripts.items():
+            if name == "templates":  # debconf's, not shell
+                assert text.startswith("Template: qmail-syncdir/renumber-accounts\nType: boolean\nDefault: false\n")
+                continue
+            assert text.startswith("#!/bin/sh\n"), (packager.format, name)
+            assert "\nset -e\n" in text
+
+
+def test_unknown_script_set_is_a_value_error(model):
     with pytest.raises(ValueError):
-        render_maintainer_scripts(model, "rpm-but-not-yet")
+        render_maintainer_scripts(model, "rpm-but-not-yet", SCRIPTS)
 
 
 def test_service_files(model):
@@ -127,10 +143,13 @@ def test_model_rejects_unknown_owner(model):
 
 def test_shellcheck_clean(model, tmp_path):
     findings = {}
-    for name, text in render_maintainer_scripts(model, "deb").items():
-        path = tmp_path / name
-        path.write_text(text)
-        findings[name] = shellcheck(path)
+    for packager, m in format_models(model):
+        for name, text in render_maintainer_scripts(m, packager.script_set, packager.script_names).items():
+            if name == "templates":
+                continue
+            path = tmp_path / f"{packager.format}-{name}"
+            path.write_text(text)
+            findings[f"{packager.format} {name}"] = shellcheck(path)
     for f in render_service_files(model):
         if f.path.endswith("defaultdelivery"):
             continue  # not shell
@@ -187,7 +206,7 @@ def assert_only_quoted(text: str, value: str) -> None:
 def test_hostile_values_stay_literal(model, tmp_path):
     prefix = f"/opt/{HOSTILE_NOQUOTE}"
     bad = hostile_model(model, prefix)
-    texts = dict(render_maintainer_scripts(bad, "deb"))
+    texts = dict(render_maintainer_scripts(bad, "deb", SCRIPTS))
     for f in render_service_files(bad):
         if not f.path.endswith("defaultdelivery"):
             texts[f.path] = f.content
@@ -297,7 +316,7 @@ def test_smtpd_run_refuses_without_rcpthosts(model, tmp_path):
     assert "-x" not in argv  # no rules cdb: no -x
     assert argv[argv.index("-c") + 1] == "20"
     assert argv[argv.index("-l") + 1] == "mx.example.org"
-    assert argv[-3:] == ["0", "smtp", f"{prefix}/bin/qmail-smtpd"]
+    assert argv[-3:] == ["0", "25", f"{prefix}/bin/qmail-smtpd"]  # a port number: no /etc/services needed
 
     (prefix / "tcp.smtp.cdb").write_text("")
     (prefix / "control" / "concurrencyincoming").write_text("7\n")
@@ -327,7 +346,7 @@ FAKE_DAEMONTOOLS = {
 flags=$1; shift
 for dir in "$@"; do
     echo "svc $flags $dir" >>/tmp/fakesv/calls
-    key=/tmp/fakesv/$(printf '%s' "$dir" | tr / _)
+    key=/tmp/fakesv/$(readlink -f "$dir" | tr / _)
     if [ ! -f "$key" ] || [ "$(cat "$key")" = gone ]; then
         echo "svc: warning: unable to control $dir: supervise not running" >&2
         continue
@@ -342,7 +361,7 @@ done
     "svstat": r"""
 for dir in "$@"; do
     echo "svstat $dir" >>/tmp/fakesv/calls
-    key=/tmp/fakesv/$(printf '%s' "$dir" | tr / _)
+    key=/tmp/fakesv/$(readlink -f "$dir" | tr / _)
     state=$(cat "$key" 2>/dev/null || echo gone)
     case $state in
     up) echo "$dir: up (pid 4242) 100 seconds" ;;
@@ -356,7 +375,7 @@ done
 """,
     "svok": r"""
 echo "svok $1" >>/tmp/fakesv/calls
-key=/tmp/fakesv/$(printf '%s' "$1" | tr / _)
+key=/tmp/fakesv/$(readlink -f "$1" | tr / _)
 state=$(cat "$key" 2>/dev/null || echo gone)
 [ "$state" != gone ] || exit 100
 """,
@@ -396,7 +415,7 @@ def run_in_container(tmp_path: Path, m: ScriptModel, driver: str, *, daemontools
     out = tmp_path / "out"
     (pkg / "files").mkdir(parents=True)
     out.mkdir()
-    for name, text in render_maintainer_scripts(m, "deb").items():
+    for name, text in render_maintainer_scripts(m, "deb", DEB_SCRIPTS).items():
         (pkg / name).write_text(text)
         (pkg / name).chmod(0o755)
     for f in render_service_files(m):
@@ -413,6 +432,8 @@ def run_in_container(tmp_path: Path, m: ScriptModel, driver: str, *, daemontools
         "docker", "run", "--rm", "--network", "none",
         "-v", f"{pkg}:/pkg:ro", "-v", f"{out}:/out",
         "-e", f"PATH={path}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "-e", "DEBIAN_FRONTEND=noninteractive",  # as dpkg runs them from apt in a script
+        "-e", "DPKG_MAINTSCRIPT_PACKAGE=qmail-syncdir",  # debconf names the package by it
         IMAGE, "sh", "/pkg/driver.sh",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
@@ -500,7 +521,8 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
 
     out.ok("postinst1")
     # no service directory and no daemontools: installs, says how to enable
-    text = out("postinst1.out")
+    # (debconf sends what the postinst prints to stderr)
+    text = out("postinst1.out") + out("postinst1.err")
     assert "mkdir /service" in text
     assert "ln -s /var/qmail/supervise/qmail-send /service/" in text
     for stats_name in ("stat1", "stat2"):
@@ -534,7 +556,7 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
     out.ok("prerm")
     out.ok("postrm-remove")
     out.ok("postrm-purge")
-    purge = out("postrm-purge.out")
+    purge = out("postrm-purge.out") + out("postrm-purge.err")  # debconf sends it to stderr
     assert "/var/qmail/queue" in purge and "/var/log/qmail" in purge and "qmailq" in purge
     after = out("after-purge").splitlines()
     for gone in ("/var/qmail/control/me", "/var/qmail/control/defaultdomain", "/var/qmail/control/locals",
@@ -573,7 +595,8 @@ cp /etc/passwd /out/passwd-d; cp /etc/group /out/group-d
     err = out("hand.err")
     assert "qmail-syncdir: user qmailq exists with uid 1005, this build of qmail has uid 974 compiled in" in err
     assert "qmail-syncdir: group nofiles exists with gid 1001, this build of qmail has gid 970 compiled in" in err
-    assert "user qmailq has primary gid 1001, this build of qmail expects group qmail (gid 971)" in err
+    assert "user qmailq has primary group nofiles, this build of qmail expects group qmail (gid 971)" in err
+    assert "debconf-set-selections" in err  # says how to let the package renumber
     assert "usermod -u 974 qmailq" in err and "groupmod -g 970 nofiles" in err
     assert "chown -h qmailq" in err
     assert "qmail-pkg build" in err
@@ -651,19 +674,20 @@ ls /service >/out/links-reinstalled
     # preinst upgrade: only what was up is recorded and stopped, after waiting
     assert out("were-up").split() == ["qmail-send"]
     calls = out("calls-stop").splitlines()
-    assert f"svc -d {send}" in calls
-    assert not any(c.startswith("svc") and smtpd in c for c in calls)
-    assert calls.index(f"svc -d {send}") < len(calls) - 3  # kept polling svstat until down
+    # through svscan's link, as an administrator's own supervise folder would be
+    assert "svc -d /service/qmail-send" in calls
+    assert not any(c.startswith("svc") and "qmail-smtpd" in c for c in calls)
+    assert calls.index("svc -d /service/qmail-send") < len(calls) - 3  # kept polling svstat until down
     assert out("state-stopped").split() == ["down", "down"]
     assert out("calls-old-postrm") == ""  # old version's postrm upgrade: harmless
 
     # postinst configure: exactly the recorded services come back
-    assert [c for c in out("calls-start").splitlines() if c.startswith("svc")] == [f"svc -u {send}"]
+    assert [c for c in out("calls-start").splitlines() if c.startswith("svc")] == ["svc -u /service/qmail-send"]
     assert out("state-started").split() == ["up", "down"]
     assert "services-were-up" not in out("statedir-after-upgrade")
     assert out("links2").split() == ["qmail-send"]
 
-    assert [c for c in out("calls-abort").splitlines() if c.startswith("svc")] == [f"svc -u {send}"]
+    assert [c for c in out("calls-abort").splitlines() if c.startswith("svc")] == ["svc -u /service/qmail-send"]
     assert out("state-abort").strip() == "up"
 
     calls = [c for c in out("calls-remove").splitlines() if c.startswith("svc ")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..platforms import platform_for
 from ..recipe.model import Accounts, Recipe, Target
 
 STATE_KINDS = ("dir", "file", "fifo")
@@ -78,6 +79,7 @@ class ScriptModel:
     postmaster_alias_to: str  # root
     sendmail_links: tuple[tuple[str, str], ...]  # shipped by the package itself
     state_dir: str  # /var/lib/qmail-syncdir: the scripts' own bookkeeping
+    script_platform: str = "linux"  # templates/common/platform-<name>.sh.j2
     # Roles of the qmail accounts the scripts and run files need by name.
     log_user: str = "qmaill"
     smtpd_user: str = "qmaild"
@@ -86,7 +88,11 @@ class ScriptModel:
     smtpd_softlimit: int = 8000000  # softlimit -m for qmail-smtpd
     # Bounds, in seconds, of the waits around svc.
     stop_timeout: int = 60  # svc -d / svc -dx until down / supervise gone
-    start_timeout: int = 10  # after linking on first install, until up
+    start_timeout: int = 20  # after linking on first install, until up and staying up
+    stable_seconds: int = 3  # "up" only after this long with one pid: not crash-looping
+    # Files and links the package ships (takeover backs up those that exist).
+    shipped: tuple[str, ...] = ()
+    backup_dir: str = ""  # where a takeover keeps copies of the files it replaces
 
     def __post_init__(self) -> None:
         if not self.package or not all(c.isalnum() or c in "+-." for c in self.package):
@@ -117,7 +123,11 @@ class ScriptModel:
             raise ValueError("default_delivery must be one non-empty line")
         if not self.postmaster_alias_to.strip() or "\n" in self.postmaster_alias_to:
             raise ValueError("postmaster_alias_to must be one non-empty line")
-        for number in ("smtpd_softlimit", "stop_timeout", "start_timeout"):
+        for path in self.shipped:
+            _check_path("shipped file", path)
+        if self.backup_dir:
+            _check_path("backup_dir", self.backup_dir)
+        for number in ("smtpd_softlimit", "stop_timeout", "start_timeout", "stable_seconds"):
             if not isinstance(getattr(self, number), int) or getattr(self, number) < 0:
                 raise ValueError(f"{number} must be a non-negative integer")
 
@@ -151,6 +161,7 @@ def script_model(
     if recipe.services.smtpd and smtpd:
         services.append(ServiceSpec("qmail-smtpd", f"{supervise}/qmail-smtpd"))
     links = tuple((link, f"{prefix}/bin/sendmail") for link in SENDMAIL_LINKS) if sendmail else ()
+    platform = platform_for(target.family)
     return ScriptModel(
         package=recipe.package.name,
         version=version,
@@ -163,5 +174,7 @@ def script_model(
         default_delivery=recipe.services.default_delivery,
         postmaster_alias_to=recipe.services.postmaster_alias_to,
         sendmail_links=links,
-        state_dir=f"/var/lib/{recipe.package.name}",
+        state_dir=platform.state_dir(recipe.package.name),
+        script_platform=platform.script_platform,
+        backup_dir=f"/var/backups/{recipe.package.name}-takeover",
     )

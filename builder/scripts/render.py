@@ -8,6 +8,7 @@ recipe can never become shell syntax, whatever it contains.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -18,14 +19,32 @@ from .model import ScriptModel, ServiceFile
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# fmt -> (platform library the common functions call into, entry scripts)
-FORMATS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "deb": ("linux", ("preinst", "postinst", "prerm", "postrm")),
-}
+# Script names of a set that are not shell: rendered without shell quoting,
+# every value still refused if it could break a line.
+TEXT_SCRIPTS = {"templates": "templates.debconf.j2"}
+
+
+class _Word(str):
+    """A value already checked to be one plain shell word (see _word)."""
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./+-]+")
+
+
+def _word(value: object) -> _Word:
+    """filter `word`: a value written bare, for readers that look for
+    literal text (lintian finds debconf templates by name); refused unless
+    it is made only of characters that mean nothing to the shell."""
+    text = str(value)
+    if not _PLAIN_WORD.fullmatch(text):
+        raise ValueError(f"refusing to write {text!r} as a bare shell word")
+    return _Word(text)
 
 
 def _quote(value: object) -> str:
     """finalize hook: every expression output is one shell word."""
+    if isinstance(value, _Word):
+        return value
     if value is None or isinstance(value, bool):
         raise TypeError(f"refusing to render {value!r} into shell")
     if isinstance(value, (str, int)):
@@ -41,11 +60,21 @@ def _octal(mode: int) -> str:
     return format(mode, "04o")
 
 
-@lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def _one_line(value: object) -> str:
+    """finalize hook of text (non-shell) templates: values are single lines."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise TypeError(f"refusing to render {value!r} into a text template")
+    text = str(value)
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in text):
+        raise ValueError(f"refusing to render {text!r}: a control character would break the file's lines")
+    return text
+
+
+@lru_cache(maxsize=2)
+def _environment(text: bool = False) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES)),
-        finalize=_quote,
+        finalize=_one_line if text else _quote,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -53,6 +82,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["octal"] = _octal
+    env.filters["word"] = _word
     return env
 
 
@@ -73,7 +103,7 @@ def _alias_lines(model: ScriptModel) -> tuple[tuple[str, str], ...]:
     return ((".qmail-postmaster", line), (".qmail-mailer-daemon", line), (".qmail-root", root_line))
 
 
-def _context(model: ScriptModel, platform: str, script: str) -> dict:
+def _context(model: ScriptModel, platform: str, script: str, script_set: str = "deb") -> dict:
     prefix = model.prefix.rstrip("/") or "/"
     gids = {group.name: group.gid for group in model.accounts.groups}
     users = [(user, gids[user.group]) for user in model.accounts.users]
@@ -85,6 +115,8 @@ def _context(model: ScriptModel, platform: str, script: str) -> dict:
         "m": model,
         "script": script,
         "platform": platform,
+        "script_set": script_set,
+        "renumber_question": f"{model.package}/renumber-accounts",
         "users": users,
         "control_dir": f"{prefix}/control",
         "alias_dir": model.user(model.alias_user).home,
@@ -96,34 +128,36 @@ def _context(model: ScriptModel, platform: str, script: str) -> dict:
     }
 
 
-def _render(name: str, context: dict) -> str:
-    return _environment().get_template(name).render(context)
+def _render(name: str, context: dict, text: bool = False) -> str:
+    return _environment(text).get_template(name).render(context)
 
 
-def render_maintainer_scripts(model: ScriptModel, fmt: str) -> dict[str, str]:
-    """The maintainer scripts of one package format, by script name."""
-    if fmt not in FORMATS:
-        raise ValueError(f"no maintainer scripts for package format {fmt!r} (known: {', '.join(sorted(FORMATS))})")
-    platform, scripts = FORMATS[fmt]
-    return {script: _render(f"{fmt}/{script}.j2", _context(model, platform, script)) for script in scripts}
+def render_maintainer_scripts(model: ScriptModel, script_set: str, names: tuple[str, ...]) -> dict[str, str]:
+    """The maintainer scripts of one packager's set (templates/<script_set>/), by name."""
+    if not (TEMPLATES / script_set).is_dir():
+        raise ValueError(f"no maintainer script set {script_set!r} in {TEMPLATES}")
+    scripts = {}
+    for name in names:
+        context = _context(model, model.script_platform, name, script_set)
+        if name in TEXT_SCRIPTS:
+            scripts[name] = _render(f"{script_set}/{TEXT_SCRIPTS[name]}", context, text=True)
+        else:
+            scripts[name] = _render(f"{script_set}/{name}.j2", context)
+    return scripts
 
 
-def render_library(model: ScriptModel, fmt: str = "deb") -> str:
+def render_library(model: ScriptModel, script_set: str = "deb") -> str:
     """Only the shared shell function library (what every script includes).
 
     Sourcing it defines the qs_* functions and the quoted recipe values and
     runs nothing else; tests call single functions this way.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown package format {fmt!r}")
-    platform, _ = FORMATS[fmt]
-    return _render("common/lib.sh.j2", _context(model, platform, "library"))
+    return _render("common/lib.sh.j2", _context(model, model.script_platform, "library", script_set))
 
 
 def render_service_files(model: ScriptModel) -> list[ServiceFile]:
     """qmail's rc, each service's run and log/run, and control/defaultdelivery."""
-    platform = FORMATS["deb"][0]
-    context = _context(model, platform, "service")
+    context = _context(model, model.script_platform, "service")
     prefix = model.prefix.rstrip("/") or "/"
     files = [ServiceFile(f"{prefix}/rc", _render("services/rc.j2", context), 0o755)]
     known = {path.name for path in (TEMPLATES / "services").iterdir()}
