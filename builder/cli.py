@@ -19,7 +19,7 @@ EXIT_USAGE = 2
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
-MAX_REVISION = 999999  # as the recipe schema's package.release
+MAX_REVISION = 999999  # as the recipe schema's package.revision
 
 
 class Terminated(BaseException):
@@ -110,7 +110,7 @@ def _build_options(args):
         out_dir=Path(args.out).resolve(),
         sources_dir=Path(args.sources).resolve() if args.sources else default_cache_dir(),
         overrides=tuple(args.source or ()),
-        release=args.revision,
+        revision=args.revision,
         jobs=args.jobs,
         quiet=args.json,
     )
@@ -144,15 +144,14 @@ def cmd_build(args) -> int:
 
 
 def cmd_images(args) -> int:
-    from .sandbox.images import ensure_image, image_spec
+    from .sandbox import prepare_environment
 
     recipe = _load(args.recipe)
     roles = ("build", "verify") if args.verify else ("build",)
     for target in _targets(recipe, args.target, args.all):
         for role in roles:
-            spec = image_spec(target, role)
-            image_id = ensure_image(spec, lambda line: print(line, file=sys.stderr))
-            print(f"{spec.reference} {image_id[:19]}")
+            environment = prepare_environment(target, role, lambda line: print(line, file=sys.stderr))
+            print(f"{environment.reference} {environment.identity[:19]}")
     return 0
 
 
@@ -178,6 +177,24 @@ def cmd_verify(args) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
     return 0 if report.passed else 1
+
+
+def cmd_lint(args) -> int:
+    from .verify.lint import LINTERS, lint
+
+    recipe = _load(args.recipe)
+    failed = 0
+    for text in args.artifacts:
+        path = Path(text)
+        fmt = path.suffix.lstrip(".")
+        if fmt not in LINTERS:
+            raise QmailPkgError(f"{path}: not a package this tool makes (.deb, .rpm or .pkg)")
+        if not path.is_file():
+            raise QmailPkgError(f"{path}: no such file")
+        result = lint(path, fmt, recipe)
+        failed += not result.passed
+        print(f"{'PASS' if result.passed else 'FAIL'}  {path.name}: {result.name}: {result.evidence}")
+    return 1 if failed else 0
 
 
 def cmd_clean(args) -> int:
@@ -240,6 +257,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="messages in flight during the upgrade")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("lint", help="the format's linter as a gate: lintian, rpmlint, .pkg read-back")
+    p.add_argument("artifacts", nargs="+")
+    p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
+    p.set_defaults(func=cmd_lint)
 
     p = sub.add_parser("clean", help="remove containers left behind by killed runs")
     p.set_defaults(func=cmd_clean)

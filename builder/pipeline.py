@@ -12,17 +12,17 @@ import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
 from .errors import BuildError, SourceError
-from .package import Artifact, PackageSpec, packager_for
+from .package import Artifact, Packager, PackageSpec, packager_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Progress
 from .recipe.model import Recipe, Target
-from .sandbox.docker import DockerSandbox
-from .sandbox.images import ensure_image, image_spec
+from .platforms import platform_for
+from .sandbox import Environment, open_sandbox, prepare_environment
 from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
 from .sources import PreparedSource, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest
@@ -32,7 +32,7 @@ class BuildOptions:
     out_dir: Path
     sources_dir: Path
     overrides: tuple[tuple[str, Path], ...] = ()
-    release: int | None = None
+    revision: int | None = None
     jobs: int | None = None
     log_dir: Path | None = None
     quiet: bool = False
@@ -58,18 +58,29 @@ def _prepare_sources(recipe: Recipe, options: BuildOptions, workdir: Path) -> tu
     )
 
 
-def _run_build(plan: Plan, progress: Progress, stage_root: Path) -> tuple[StagedTree, str]:
+@dataclass(frozen=True)
+class BuildOutput:
+    """What comes out of the sandbox: the staged tree (data), the image the
+    build ran in, and the libraries its binaries need (the family's syntax)."""
+
+    tree: StagedTree
+    environment: Environment
+    library_depends: tuple[str, ...]
+
+
+def _run_build(plan: Plan, progress: Progress, workdir: Path) -> BuildOutput:
     target = plan.target
-    spec = image_spec(target, "build")
-    progress.stage(f"image {spec.reference}")
-    image_id = ensure_image(spec, progress.line)
+    progress.stage(f"environment {target.image}")
+    environment = prepare_environment(target, "build", progress.line)
     labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name}
-    with DockerSandbox(spec.reference, role="build", labels=labels) as sandbox:
+    layout = plan.recipe.layout
+    roots = (layout.prefix, *layout.harvest)
+    with open_sandbox(target, environment.reference, role="build", labels=labels) as sandbox:
         progress.stage("copy sources in")
         for source in plan.sources:
             sandbox.put_tree(source.tree, f"{SOURCES_IN_SANDBOX}/{source.name}")
         if target.patches:
-            patch_dir = stage_root.parent / "patches"
+            patch_dir = workdir / "patches"
             patch_dir.mkdir(exist_ok=True)
             for patch in target.patches:
                 shutil.copy2(patch.file, patch_dir / patch.file.name)
@@ -83,10 +94,18 @@ def _run_build(plan: Plan, progress: Progress, stage_root: Path) -> tuple[Staged
                     f"{target.name}: step {step.number} of {len(plan.steps)} failed with exit {code}: "
                     f"{step.title} (log: {progress.log_path})"
                 )
+        library_depends: tuple[str, ...] = ()
+        probe = plan.platform.dependency_probe(roots)
+        if probe is not None:
+            progress.stage("find the libraries the binaries need")
+            lines: list[str] = []
+            code = sandbox.run(probe, env=env, on_output=lambda line: (lines.append(line), progress.line(line)))
+            if code != 0:
+                raise BuildError(f"{target.name}: finding library dependencies failed with exit {code} (log: {progress.log_path})")
+            library_depends = plan.platform.parse_dependencies(lines)
         progress.stage("harvest staged tree")
-        layout = plan.recipe.layout
-        tree = harvest(sandbox, (layout.prefix, *layout.harvest), IdNames.of(target.accounts), ContentStore(stage_root))
-    return tree, image_id
+        tree = harvest(sandbox, roots, IdNames.of(target.accounts), ContentStore(workdir / "content"))
+    return BuildOutput(tree, environment, library_depends)
 
 
 def _script_model(plan: Plan, tree: StagedTree) -> ScriptModel:
@@ -99,21 +118,23 @@ def _script_model(plan: Plan, tree: StagedTree) -> ScriptModel:
     return script_model(
         plan.recipe,
         plan.target,
-        version=plan.full_version,
+        version=f"{plan.version}-{plan.revision}",
         state=state,
         smtpd=tree.has(f"{layout.prefix}/bin/qmail-smtpd"),
         sendmail=tree.has(f"{layout.prefix}/bin/sendmail"),
     )
 
 
-def _complete_tree(tree: StagedTree, model: ScriptModel, recipe: Recipe) -> StagedTree:
+def _complete_tree(tree: StagedTree, model: ScriptModel, plan: Plan) -> StagedTree:
     """Add what the package supplies beyond `make setup`: services, rc, links, docs."""
-    if recipe.package.copyright:
-        tree = tree.with_file(f"/usr/share/doc/{recipe.package.name}/copyright", recipe.package.copyright, 0o644)
+    package, platform = plan.recipe.package, plan.platform
+    if package.copyright:
+        tree = tree.with_file(f"{platform.doc_root}/{package.name}/copyright", package.copyright, 0o644)
     for service_file in render_service_files(model):
         tree = tree.with_file(service_file.path, service_file.content, service_file.mode)
-    for link, target in model.sendmail_links:
-        tree = tree.with_symlink(link, target)
+    if platform.ships_sendmail_links:
+        for link, target in model.sendmail_links:
+            tree = tree.with_symlink(link, target)
     return tree
 
 
@@ -126,42 +147,65 @@ def _description(plan: Plan) -> str:
         summary = f"UNOFFICIAL BUILD: {summary}"
         notice = f"This package was built from locally overridden sources ({names}); it is not an official build."
         body += "\n\n" + textwrap.fill(notice, width=72)
+    if plan.target.test_only:
+        body += "\n\n" + textwrap.fill(
+            f"TEST PACKAGE: built for {plan.target.family} on a {plan.target.userland} userland "
+            "for qmail-pkg's own tests; never to be installed on a real system.", width=72)
     return f"{summary}\n{body}"
 
 
-def _package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, script_set: str) -> PackageSpec:
+def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Packager,
+                 library_depends: tuple[str, ...] = ()) -> PackageSpec:
+    """The spec one packager gets for one target (also used by preflight's dry run)."""
     layout = plan.recipe.layout
     shipped = tuple(e for e in tree.entries if not any(e.is_below(folder) for folder in layout.state))
     conffiles = tuple(
         e.path for e in shipped if e.kind == "file" and any(e.is_below(folder) for folder in layout.config)
     )
-    scripts = tuple(sorted(render_maintainer_scripts(model, script_set).items()))
+    scripts = tuple(sorted(render_maintainer_scripts(model, packager.script_set, packager.script_names).items()))
+    family = platform_for(packager.family)
+    # Folders the package owns: its prefix, its harvested trees and its doc
+    # folder. Any other folder in the tree (/usr, /usr/share/doc...) is the
+    # system's; rpm and pkg must not claim those.
+    own = (layout.prefix, *layout.harvest, f"{family.doc_root}/{plan.recipe.package.name}")
+    shared = tuple(e.path for e in shipped if e.kind == "dir" and not any(e.is_below(root) for root in own))
     return PackageSpec(
         meta=plan.recipe.package,
-        release=plan.release,
+        revision=plan.revision,
+        version_suffix=family.version_suffix(plan.target),
         architecture=plan.target.architecture,
+        release=plan.target.release,
         description=_description(plan),
         tree=tree,
         shipped=shipped,
         conffiles=conffiles,
         scripts=scripts,
         source_date_epoch=plan.source_date_epoch,
-        lintian_overrides=plan.recipe.debian.lintian_overrides,
+        options=plan.recipe.options.get(packager.options_key),
+        library_depends=library_depends,
+        test_only=plan.target.test_only,
+        install_prefix=layout.prefix,
+        shared_dirs=shared,
+        users=tuple(user.name for user in plan.target.accounts.users),
+        groups=tuple(group.name for group in plan.target.accounts.groups),
     )
 
 
-def _record(plan: Plan, image_id: str, artifacts: list[Artifact], durations: dict[str, float], tree: StagedTree) -> dict:
+def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], durations: dict[str, float], tree: StagedTree) -> dict:
     target = plan.target
     return {
         "tool": f"qmail-pkg {__version__}",
         "package": plan.recipe.package.name,
-        "version": plan.full_version,
+        "version": f"{plan.version}-{plan.revision}",
+        "revision": plan.revision,
         "target": target.name,
         "family": target.family,
         "release": target.release,
-        "image": {"reference": image_spec(target, "build").reference, "id": image_id},
+        "userland": target.userland,
+        "test_only": target.test_only,
+        "image": {"reference": output.environment.reference, "id": output.environment.identity},
         "recipe": {"path": str(plan.recipe.path), "sha256": digest_file(plan.recipe.path, "sha256")},
-        "official": not plan.overridden,
+        "official": not plan.overridden and not target.test_only,
         "overridden_sources": list(plan.overridden),
         "sources": [
             {"name": s.name, "sha256": s.sha256, "origin": s.origin, "overridden": s.overridden} for s in plan.sources
@@ -170,12 +214,14 @@ def _record(plan: Plan, image_id: str, artifacts: list[Artifact], durations: dic
             "groups": {g.name: g.gid for g in target.accounts.groups},
             "users": {u.name: {"uid": u.uid, "group": u.group, "home": u.home} for u in target.accounts.users},
         },
+        "library_depends": list(output.library_depends),
         "steps": [step.title for step in plan.steps],
         "source_date_epoch": plan.source_date_epoch,
         "cache_key": plan.cache_key,
         "durations": durations,
         "artifacts": [
-            {"file": a.path.name, "format": a.format, "sha256": a.sha256, "size": a.size} for a in artifacts
+            {"file": a.path.name, "format": a.format, "version": a.version, "sha256": a.sha256, "size": a.size}
+            for a in artifacts
         ],
         "staged_manifest": tree.manifest(),
     }
@@ -205,21 +251,24 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
     try:
         progress.stage("sources")
         sources = _prepare_sources(recipe, options, workdir)
-        plan = make_plan(recipe, target, sources, release=options.release, jobs=options.jobs)
-        tree, image_id = _run_build(plan, progress, workdir / "root")
-        model = _script_model(plan, tree)
-        tree = _complete_tree(tree, model, recipe)
+        plan = make_plan(recipe, target, sources, revision=options.revision, jobs=options.jobs)
+        output = _run_build(plan, progress, workdir)
+        model = _script_model(plan, output.tree)
+        tree = _complete_tree(output.tree, model, plan)
+        model = replace(model, shipped=tuple(
+            e.path for e in tree.entries
+            if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))
         artifacts = []
         for fmt in target.formats:
             packager = packager_for(fmt)
             progress.stage(f"package {fmt}")
-            spec = _package_spec(plan, tree, model, packager.script_set)
+            spec = package_spec(plan, tree, model, packager, output.library_depends)
             fmt_work = workdir / f"pkg-{fmt}"
             fmt_work.mkdir()
             artifacts.append(packager.build(spec, staging, fmt_work))
         progress.stage("write build record")
-        record = _record(plan, image_id, artifacts, dict(progress.durations), tree)
-        record_name = f"{recipe.package.name}_{plan.full_version}_{target.name}.build.json"
+        record = _record(plan, output, artifacts, dict(progress.durations), tree)
+        record_name = f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}.build.json"
         (staging / record_name).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
         final_dir = options.out_dir / target.name
         placed = []
@@ -230,7 +279,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
             for artifact in artifacts:
                 destination = final_dir / artifact.path.name
                 os.replace(artifact.path, destination)
-                placed.append(Artifact(destination, artifact.format, artifact.sha256, artifact.size))
+                placed.append(replace(artifact, path=destination))
             os.replace(staging / record_name, final_dir / record_name)
         outcome = "ok: " + ", ".join(a.path.name for a in placed)
         return BuildResult(target.name, tuple(placed), final_dir / record_name, log_path, dict(progress.durations))

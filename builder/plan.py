@@ -1,8 +1,9 @@
 """Plan: one target of one recipe, resolved into what the sandbox will run.
 
 The plan is pure data computed from the Recipe, the Target and the prepared
-sources; it never touches Docker. Steps are argv vectors: the builder's own
-steps (accounts, patches) run without a shell, recipe steps run as `sh -eu -c`.
+sources; it never touches a sandbox. Steps are argv vectors: the userland
+platform's own steps (accounts, stripping) and patches run without a
+recipe shell, recipe steps run as `sh -eu -c`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .platforms import Platform, platform_for
 from .recipe.model import Recipe, Target
 from .sources import PreparedSource
 
@@ -34,7 +36,7 @@ class BuildStep:
 class Plan:
     recipe: Recipe
     target: Target
-    release: int  # package revision (recipe's, or --revision)
+    revision: int  # package revision (recipe's, or --revision)
     sources: tuple[PreparedSource, ...]
     steps: tuple[BuildStep, ...]
     env: tuple[tuple[str, str], ...]
@@ -45,8 +47,13 @@ class Plan:
         return self.recipe.package.version
 
     @property
-    def full_version(self) -> str:
-        return f"{self.version}-{self.release}"
+    def platform(self) -> Platform:
+        return platform_for(self.target.family)
+
+    @property
+    def userland(self) -> Platform:
+        """The platform of the build image's userland (its tools run the steps)."""
+        return platform_for(self.target.userland)
 
     @property
     def overridden(self) -> tuple[str, ...]:
@@ -57,7 +64,7 @@ class Plan:
         """Everything that decides the build's output, hashed (for a future build cache)."""
         material = {
             "target": repr(self.target),
-            "release": self.release,
+            "revision": self.revision,
             "sources": [(s.name, s.sha256) for s in self.sources],
             "patches": [_file_sha256(p.file) for p in self.target.patches],
             "env": self.env,
@@ -89,16 +96,6 @@ def source_date_epoch(recipe_path: Path) -> int:
     return DEFAULT_EPOCH
 
 
-def _account_steps(target: Target) -> list[tuple[str, tuple[str, ...]]]:
-    steps = []
-    for group in target.accounts.groups:
-        steps.append((f"create group {group.name} ({group.gid})", ("groupadd", "-g", str(group.gid), group.name)))
-    for user in target.accounts.users:
-        argv = ("useradd", "-r", "-M", "-u", str(user.uid), "-g", user.group, "-d", user.home, "-s", user.shell, user.name)
-        steps.append((f"create user {user.name} ({user.uid})", argv))
-    return steps
-
-
 def _title(script: str) -> str:
     """A step's leading comment, else its first command, cut to one short line."""
     lines = [line.strip() for line in script.splitlines() if line.strip()]
@@ -114,7 +111,7 @@ def make_plan(
     target: Target,
     sources: tuple[PreparedSource, ...],
     *,
-    release: int | None = None,
+    revision: int | None = None,
     jobs: int | None = None,
     epoch: int | None = None,
 ) -> Plan:
@@ -124,6 +121,7 @@ def make_plan(
         "MAKE": target.make,
         "JOBS": str(jobs),
         "EXTRA_CFLAGS": " ".join(target.cflags),
+        "EXTRA_LDFLAGS": " ".join(target.ldflags),
         "PREFIX": recipe.layout.prefix,
         "SOURCE_DATE_EPOCH": str(epoch),
         "LC_ALL": "C",
@@ -133,7 +131,8 @@ def make_plan(
         env[f"SRC_{source.name.upper()}"] = f"{SOURCES_IN_SANDBOX}/{source.name}"
     env.update(dict(target.env))
 
-    titled: list[tuple[str, tuple[str, ...]]] = _account_steps(target)
+    userland = platform_for(target.userland)
+    titled: list[tuple[str, tuple[str, ...]]] = userland.account_steps(target.accounts)
     for patch in target.patches:
         argv = (
             "patch", "--batch", "--forward", f"-p{patch.strip}",
@@ -143,11 +142,12 @@ def make_plan(
         titled.append((f"apply {patch.file.name} to {patch.source}", argv))
     for script in target.steps:
         titled.append((_title(script), ("sh", "-eu", "-c", script)))
+    titled += userland.finish_steps((recipe.layout.prefix, *recipe.layout.harvest))
     steps = tuple(BuildStep(number, title, argv) for number, (title, argv) in enumerate(titled, 1))
     return Plan(
         recipe=recipe,
         target=target,
-        release=release or recipe.package.release,
+        revision=revision or recipe.package.revision,
         sources=tuple(sources),
         steps=steps,
         env=tuple(env.items()),

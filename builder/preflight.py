@@ -9,34 +9,40 @@ non-zero), but never on a value of the recipe.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import BuildError, RecipeError
 from .package import packager_for
+from .pipeline import package_spec
+from .plan import DEFAULT_EPOCH, make_plan
 from .recipe import load_recipe
 from .recipe.model import Recipe, Target
-from .scripts import render_maintainer_scripts, render_service_files, script_model
+from .scripts import render_service_files, script_model
+from .staged import ContentStore, StagedTree
 
 
-def _dry_run(recipe: Recipe, target: Target) -> None:
-    model = script_model(
-        recipe, target, version=f"{recipe.package.version}-{recipe.package.release}",
-        state=(), smtpd=True, sendmail=True,
-    )
+def _dry_run(recipe: Recipe, target: Target, scratch: Path) -> None:
+    plan = make_plan(recipe, target, (), jobs=1, epoch=DEFAULT_EPOCH)
+    model = script_model(recipe, target, version=f"{plan.version}-{plan.revision}", state=(), smtpd=True, sendmail=True)
     render_service_files(model)
+    empty = StagedTree(ContentStore(scratch / target.name), ())
     for fmt in target.formats:
-        render_maintainer_scripts(model, packager_for(fmt).script_set)
+        packager = packager_for(fmt)
+        spec = package_spec(plan, empty, model, packager)
+        packager.file_name(spec)
 
 
 def target_problems(recipe: Recipe) -> list[str]:
     problems = []
-    for index, target in enumerate(recipe.targets):
-        try:
-            _dry_run(recipe, target)
-        except (ValueError, TypeError, KeyError, BuildError, NotImplementedError) as exc:
-            line, column = target.position
-            problems.append(f"{recipe.path}:{line}:{column}: targets[{index}]: {exc}")
+    with tempfile.TemporaryDirectory(prefix="qmail-pkg-preflight-") as scratch:
+        for index, target in enumerate(recipe.targets):
+            try:
+                _dry_run(recipe, target, Path(scratch))
+            except (ValueError, TypeError, KeyError, BuildError) as exc:
+                line, column = target.position
+                problems.append(f"{recipe.path}:{line}:{column}: targets[{index}]: {exc}")
     return problems
 
 

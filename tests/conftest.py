@@ -43,26 +43,47 @@ def fixture_sources(tmp_path_factory):
     return write_sources(tmp_path_factory.mktemp("fixture-sources"))
 
 
-def _build(recipe, sources, out: Path, release: int):
+def _build(recipe, sources, out: Path, revision: int, target: str = TARGET):
     from builder.pipeline import BuildOptions, build_target
 
     options = BuildOptions(
         out_dir=out,
         sources_dir=out / "no-cache",
         overrides=tuple(sources.items()),
-        release=release,
+        revision=revision,
         quiet=True,
     )
-    return build_target(recipe, recipe.target(TARGET), options)
+    return build_target(recipe, recipe.target(target), options)
 
 
 @pytest.fixture(scope="session")
 def built(engine, recipe, fixture_sources, tmp_path_factory):
     """Revision 1 of the fixture package."""
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r1"), release=1)
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r1"), revision=1)
 
 
 @pytest.fixture(scope="session")
 def built_next(engine, recipe, fixture_sources, tmp_path_factory):
     """Revision 2: the upgrade target for lifecycle verification."""
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r2"), release=2)
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r2"), revision=2)
+
+
+@pytest.fixture(scope="session")
+def built_rpm(engine, recipe, fixture_sources, tmp_path_factory):
+    """The test-only .rpm (made on a Debian userland with Debian's rpm tools)."""
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("rpm-r1"), revision=1, target="test-rpm")
+
+
+@pytest.fixture(scope="session")
+def built_rpm_next(engine, recipe, fixture_sources, tmp_path_factory):
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("rpm-r2"), revision=2, target="test-rpm")
+
+
+@pytest.fixture(scope="session")
+def built_pkg(engine, recipe, fixture_sources, tmp_path_factory):
+    """The test-only FreeBSD .pkg (its contents built on a Debian userland)."""
+    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("pkg-r1"), revision=1, target="test-pkg")
+
+
+def artifact_of(result, fmt: str) -> Path:
+    return next(a.path for a in result.artifacts if a.format == fmt)

@@ -27,14 +27,14 @@ def deb_of(result) -> Path:
 
 def test_artifact_and_record_written(built):
     deb = deb_of(built)
-    assert deb.name == "qmail-syncdir_1.03-1_amd64.deb"
+    assert deb.name == "qmail-syncdir_1.03-1+deb12_amd64.deb"
     record = json.loads(built.record_path.read_text())
     assert record["target"] == TARGET and record["version"] == "1.03-1"
     assert record["official"] is False and set(record["overridden_sources"]) == {"qmail", "syncdir"}
     assert record["accounts"]["users"]["qmailq"]["uid"] == 974
     assert record["artifacts"][0]["sha256"] == __import__("hashlib").sha256(deb.read_bytes()).hexdigest()
     log = built.log_path.read_text()
-    assert "==> step 16/16" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1_amd64.deb" in log
+    assert "==> step 17/17" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
     # nothing but the finished files in the target folder
     assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name])
 
@@ -42,7 +42,7 @@ def test_artifact_and_record_written(built):
 def test_dpkg_deb_control_and_contents(built):
     deb = deb_of(built)
     info = subprocess.run(["dpkg-deb", "--info", str(deb)], capture_output=True, text=True, check=True).stdout
-    assert "Package: qmail-syncdir" in info and "Version: 1.03-1" in info
+    assert "Package: qmail-syncdir" in info and "Version: 1.03-1+deb12" in info
     assert "Section: mail" in info and "Provides: mail-transport-agent" in info
     assert "Conflicts: mail-transport-agent" in info
     assert "UNOFFICIAL BUILD" in info  # overridden sources are marked in the description
@@ -64,7 +64,7 @@ def test_installs_on_a_clean_system_with_exact_ownership(built, recipe):
     failed = [f"{r.name}: {r.evidence}" for r in results if not r.passed]
     assert not failed, failed
     names = [r.name for r in results]
-    assert "layout" in names and "syncdir symbols" in names and "dpkg --verify" in names
+    assert "layout" in names and "syncdir symbols" in names and "dpkg verifies the installed files" in names
 
 
 def test_queue_state_recreated_with_owners_modes_and_fifo(built, recipe):
@@ -170,7 +170,7 @@ def test_rebuild_is_bit_identical(built, recipe, fixture_sources, tmp_path):
     from builder.pipeline import BuildOptions, build_target
 
     options = BuildOptions(out_dir=tmp_path, sources_dir=tmp_path / "cache",
-                           overrides=tuple(fixture_sources.items()), release=1, quiet=True)
+                           overrides=tuple(fixture_sources.items()), revision=1, quiet=True)
     again = build_target(recipe, recipe.target(TARGET), options)
     assert deb_of(again).read_bytes() == deb_of(built).read_bytes()
 

@@ -43,7 +43,7 @@ FIELDS = {
     "section": "  section: mail\n",
     "summary": "  summary: qmail 1.03 MTA relinked with syncdir\n",
     "license": "  license: public-domain and GPL-2\n",
-    "depends": "  depends: [libc6]\n",
+    "depends": "  depends: []\n",
     "provides": "  provides: [mail-transport-agent]\n",
     "prefix": "  prefix: /var/qmail\n",
     "log_dir": "  log_dir: /var/log/qmail\n",
@@ -186,8 +186,9 @@ def _control_fields(tmp_path: Path, empty_tree: StagedTree, summary: str, descri
     if recipe is None:
         return False
     meta = recipe.package
-    spec = PackageSpec(meta=meta, release=1, architecture="amd64", description=f"{meta.summary}\n{meta.description}",
-                       tree=empty_tree, shipped=(), conffiles=(), scripts=(), source_date_epoch=315532800)
+    spec = PackageSpec(meta=meta, revision=1, version_suffix="+deb12", architecture="amd64", release="12",
+                       description=f"{meta.summary}\n{meta.description}", tree=empty_tree, shipped=(), conffiles=(),
+                       scripts=(), source_date_epoch=315532800, options=recipe.options["debian"])
     out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
     work.mkdir()

@@ -36,7 +36,19 @@ def _sub(old: str, new: str):
         assert old in text, old
         return text.replace(old, new, 1)
 
+    edit.old, edit.new = old, new  # type: ignore[attr-defined]
     return edit
+
+
+def _edited_line(edit, text: str) -> int:
+    """The line of the recipe where the edit put the hostile value (the real
+    recipe changes: expected problems name the line by what was edited)."""
+    new = getattr(edit, "new", None)
+    if new is None:
+        return 1
+    old_lines = edit.old.splitlines()
+    changed = next(i for i, line in enumerate(new.splitlines()) if line not in old_lines)
+    return text[: text.index(new)].count("\n") + 1 + changed
 
 
 NL = "must be one line without control characters (found '\\n'"
@@ -44,123 +56,123 @@ NL = "must be one line without control characters (found '\\n'"
 # name -> (edit of the real recipe, the exact problems `validate` prints; F is the file)
 RECIPES: dict[str, tuple] = {
     # a newline would start a new field in a control file, or a new line in a script
-    "depends-newline-injects-a-field": (_sub("depends: [libc6]", 'depends: ["libc6\\nEssential: yes"]'),
-        [f"F:40:13: package.depends[0]: {NL} at offset 5)"]),
-    "depends-trailing-newline": (_sub("depends: [libc6]", 'depends: ["libc6\\n"]'),
-        [f"F:40:13: package.depends[0]: {NL} at offset 5)"]),
+    "depends-newline-injects-a-field": (_sub("  depends: []", '  depends: ["libc6\\nEssential: yes"]'),
+        [f"@:13: debian.depends[0]: {NL} at offset 5)"]),
+    "depends-trailing-newline": (_sub("  depends: []", '  depends: ["libc6\\n"]'),
+        [f"@:13: debian.depends[0]: {NL} at offset 5)"]),
     "summary-injects-a-field": (_sub("summary: qmail 1.03 MTA relinked with syncdir", 'summary: "one\\nDepends: evil"'),
-        [f"F:23:12: package.summary: {NL} at offset 3)"]),
+        [f"@:12: package.summary: {NL} at offset 3)"]),
     "section-injects-a-field": (_sub("section: mail", 'section: "mail\\nEssential: yes"'),
-        [f"F:21:12: package.section: {NL} at offset 4)"]),
+        [f"@:12: package.section: {NL} at offset 4)"]),
     "package-name-trailing-newline": (_sub("name: qmail-syncdir\n", 'name: "qmail-syncdir\\n"\n'),
-        [f"F:15:9: package.name: {NL} at offset 13)"]),
+        [f"@:9: package.name: {NL} at offset 13)"]),
     "version-trailing-newline": (_sub('version: "1.03"', 'version: "1.03\\n"'),
-        [f"F:16:12: package.version: {NL} at offset 4)"]),
+        [f"@:12: package.version: {NL} at offset 4)"]),
     "maintainer-trailing-newline": (_sub("maintainer: qmail-syncdir packagers <packagers@qmail-syncdir.invalid>",
                                          'maintainer: "qmail-syncdir packagers <packagers@qmail-syncdir.invalid>\\n"'),
-        [f"F:18:15: package.maintainer: {NL} at offset 57)"]),
+        [f"@:15: package.maintainer: {NL} at offset 57)"]),
     "homepage-trailing-newline": (_sub("homepage: https://cr.yp.to/qmail.html", 'homepage: "https://cr.yp.to/qmail.html\\n"'),
-        [f"F:20:13: package.homepage: {NL} at offset 27)"]),
+        [f"@:13: package.homepage: {NL} at offset 27)"]),
     "architecture-trailing-newline": (_sub("    suite: bookworm\n", '    suite: bookworm\n    architecture: "amd64\\n"\n'),
-        [f"F:164:19: targets[1].architecture: {NL} at offset 5)"]),
+        [f"@:19: targets[1].architecture: {NL} at offset 5)"]),
     "user-trailing-newline": (_sub("name: qmailq, uid", 'name: "qmailq\\n", uid'),
-        [f"F:105:14: accounts.users[4].name: {NL} at offset 6)"]),
+        [f"@:14: accounts.users[4].name: {NL} at offset 6)"]),
     "group-trailing-newline": (_sub("name: qmail, gid", 'name: "qmail\\n", gid'),
-        [f"F:99:14: accounts.groups[1].name: {NL} at offset 5)"]),
+        [f"@:14: accounts.groups[1].name: {NL} at offset 5)"]),
     "default-delivery-newline": (_sub("default_delivery: ./Maildir/", 'default_delivery: "./Maildir/\\n"'),
-        [f"F:71:21: services.default_delivery: {NL} at offset 10)"]),
+        [f"@:21: services.default_delivery: {NL} at offset 10)"]),
     "log-dir-newline": (_sub("log_dir: /var/log/qmail", 'log_dir: "/var/log/qmail\\nx"'),
-        [f"F:72:12: services.log_dir: {NL} at offset 14)"]),
+        [f"@:12: services.log_dir: {NL} at offset 14)"]),
     "prefix-newline": (_sub("prefix: /var/qmail", 'prefix: "/var/qmail\\n"'),
-        [f"F:62:11: layout.prefix: {NL} at offset 10)"]),
+        [f"@:11: layout.prefix: {NL} at offset 10)"]),
     "service-dir-newline": (_sub("directories: [/service, /etc/service, /var/service]", 'directories: ["/service\\n"]'),
-        [f"F:70:17: services.directories[0]: {NL} at offset 8)"]),
+        [f"@:17: services.directories[0]: {NL} at offset 8)"]),
     "postmaster-newline": (_sub("  smtpd: true", '  smtpd: true\n  postmaster_alias_to: "root\\nx"'),
-        [f"F:74:24: services.postmaster_alias_to: {NL} at offset 4)"]),
+        [f"@:24: services.postmaster_alias_to: {NL} at offset 4)"]),
     "lintian-override-newline": (_sub("- elevated-privileges", '- "elevated-privileges\\nfoo"'),
-        [f"F:86:7: debian.lintian_overrides[7]: {NL} at offset 19)"]),
+        [f"@:7: debian.lintian_overrides[7]: {NL} at offset 19)"]),
     "image-newline": (_sub("image: qmail-pkg/debian-12", 'image: "qmail-pkg/debian-12\\n"'),
-        [f"F:164:12: targets[1].image: {NL} at offset 19)"]),
+        [f"@:12: targets[1].image: {NL} at offset 19)"]),
     "env-value-newline": (_sub("  jobs: 0\n", '  jobs: 0\n  env: {CFLAGS: "-O2\\nX=1"}\n'),
-        [f"F:112:17: build.env.CFLAGS: {NL} at offset 3)"]),
+        [f"@:17: build.env.CFLAGS: {NL} at offset 3)"]),
     "source-url-newline": (_sub("urls: [http://cr.yp.to/software/qmail-1.03.tar.gz]", 'urls: ["http://cr.yp.to/software/qmail-1.03.tar.gz\\n"]'),
-        [f"F:51:12: sources[0].urls[0]: {NL} at offset 42)"]),
+        [f"@:12: sources[0].urls[0]: {NL} at offset 42)"]),
     "source-filename-newline": (_sub("filename: qmail-1.03.tar.gz", 'filename: "qmail-1.03.tar.gz\\n"'),
-        [f"F:50:15: sources[0].filename: {NL} at offset 17)"]),
+        [f"@:15: sources[0].filename: {NL} at offset 17)"]),
     "home-nul-byte": (_sub("home: /var/qmail/alias}", 'home: "/var/qmail/al\\0ias"}'),
-        ["F:101:53: accounts.users[0].home: must be one line without control characters (found '\\x00' at offset 13)"]),
+        ["@:53: accounts.users[0].home: must be one line without control characters (found '\\x00' at offset 13)"]),
     "step-escape-character": (_sub('      "$MAKE" setup check\n', '      "$MAKE" setup check\n    - "echo \\e[2J"\n'),
-        ["F:146:7: build.steps[6]: a control character other than newline or tab (found '\\x1b' at offset 5)"]),
+        ["@:7: build.steps[6]: a control character other than newline or tab (found '\\x1b' at offset 5)"]),
     # relations must follow the relation grammar
-    "depends-not-a-relation": (_sub("depends: [libc6]", 'depends: ["libc6 >= 2.36"]'),
-        ["F:40:13: package.depends[0]: must be a package relation such as 'libc6 (>= 2.36)' or 'a | b'"]),
-    "depends-two-in-one-item": (_sub("depends: [libc6]", 'depends: ["libc6, evil"]'),
-        ["F:40:13: package.depends[0]: must be a package relation such as 'libc6 (>= 2.36)' or 'a | b'"]),
+    "depends-not-a-relation": (_sub("  depends: []", '  depends: ["libc6 >= 2.36"]'),
+        ["@:13: debian.depends[0]: must be a package relation such as 'libc6 (>= 2.36)' or 'a | b'"]),
+    "depends-two-in-one-item": (_sub("  depends: []", '  depends: ["libc6, evil"]'),
+        ["@:13: debian.depends[0]: must be a package relation such as 'libc6 (>= 2.36)' or 'a | b'"]),
     "provides-with-alternative": (_sub("provides: [mail-transport-agent]", 'provides: ["mail-transport-agent | x"]'),
-        ["F:44:14: package.provides[0]: must be a package relation without alternatives, such as 'qmail' or 'qmail (<< 1.03)'"]),
+        ["@:14: debian.provides[0]: must be a package relation without alternatives, such as 'qmail' or 'qmail (<< 1.03)'"]),
     "conflicts-upper-case": (_sub("conflicts: [mail-transport-agent, qmail, netqmail, notqmail]", "conflicts: [Qmail]"),
-        ["F:45:15: package.conflicts[0]: must be a package relation without alternatives, such as 'qmail' or 'qmail (<< 1.03)'"]),
+        ["@:15: debian.conflicts[0]: must be a package relation without alternatives, such as 'qmail' or 'qmail (<< 1.03)'"]),
     # where the package puts things
     "prefix-root": (_sub("prefix: /var/qmail", "prefix: /"),
-        ["F:62:11: layout.prefix: / is a shared system folder; the package needs a folder of its own, such as /var/qmail"]),
+        ["@:11: layout.prefix: / is a shared system folder; the package needs a folder of its own, such as /var/qmail"]),
     "prefix-usr": (_sub("prefix: /var/qmail", "prefix: /usr"),
-        ["F:62:11: layout.prefix: /usr is a shared system folder; the package needs a folder of its own, such as /var/qmail"]),
+        ["@:11: layout.prefix: /usr is a shared system folder; the package needs a folder of its own, such as /var/qmail"]),
     "prefix-dotdot": (_sub("prefix: /var/qmail", "prefix: /var/qmail/../../etc"),
-        ["F:62:11: layout.prefix: must be an absolute path without '.', '..', '//' or a trailing '/'"]),
+        ["@:11: layout.prefix: must be an absolute path without '.', '..', '//' or a trailing '/'"]),
     "prefix-relative": (_sub("prefix: /var/qmail", "prefix: var/qmail"),
-        ["F:62:11: layout.prefix: must be an absolute path without '.', '..', '//' or a trailing '/'"]),
+        ["@:11: layout.prefix: must be an absolute path without '.', '..', '//' or a trailing '/'"]),
     "state-root-ships-nothing": (_sub("state: [/var/qmail/queue]", "state: [/]"),
-        ["F:65:11: layout.state[0]: / must be a folder inside layout.prefix (/var/qmail)"]),
+        ["@:11: layout.state[0]: / must be a folder inside layout.prefix (/var/qmail)"]),
     "state-outside-prefix": (_sub("state: [/var/qmail/queue]", "state: [/etc/queue]"),
-        ["F:65:11: layout.state[0]: /etc/queue must be a folder inside layout.prefix (/var/qmail)"]),
+        ["@:11: layout.state[0]: /etc/queue must be a folder inside layout.prefix (/var/qmail)"]),
     "state-is-the-prefix": (_sub("state: [/var/qmail/queue]", "state: [/var/qmail]"),
-        ["F:65:11: layout.state[0]: /var/qmail must be a folder inside layout.prefix (/var/qmail)"]),
+        ["@:11: layout.state[0]: /var/qmail must be a folder inside layout.prefix (/var/qmail)"]),
     "config-outside-prefix": (_sub("config: [/var/qmail/control]", "config: [/etc]"),
-        ["F:67:12: layout.config[0]: /etc must be a folder inside layout.prefix (/var/qmail)"]),
+        ["@:12: layout.config[0]: /etc must be a folder inside layout.prefix (/var/qmail)"]),
     "harvest-root": (_sub("  config: [/var/qmail/control]", "  config: [/var/qmail/control]\n  harvest: [/]"),
-        ["F:68:13: layout.harvest[0]: / is a shared system folder; the package needs a folder of its own"]),
+        ["@:13: layout.harvest[0]: / is a shared system folder; the package needs a folder of its own"]),
     "harvest-overlaps-prefix": (_sub("  config: [/var/qmail/control]", "  config: [/var/qmail/control]\n  harvest: [/var/qmail/bin]"),
-        ["F:68:13: layout.harvest[0]: /var/qmail/bin overlaps layout.prefix (/var/qmail), which is harvested already"]),
+        ["@:13: layout.harvest[0]: /var/qmail/bin overlaps layout.prefix (/var/qmail), which is harvested already"]),
     "log-dir-shared": (_sub("log_dir: /var/log/qmail", "log_dir: /var/log"),
-        ["F:72:12: services.log_dir: /var/log is a shared system folder; the package needs a folder of its own, such as /var/log/qmail"]),
+        ["@:12: services.log_dir: /var/log is a shared system folder; the package needs a folder of its own, such as /var/log/qmail"]),
     "shell-relative": (_sub("home: /var/qmail/alias}", "home: /var/qmail/alias, shell: nologin}"),
-        ["F:101:78: accounts.users[0].shell: must be an absolute path without '.', '..', '//' or a trailing '/'"]),
+        ["@:78: accounts.users[0].shell: must be an absolute path without '.', '..', '//' or a trailing '/'"]),
     # values that reach a command line, a script or a sed expression
     "default-delivery-not-a-delivery": (_sub("default_delivery: ./Maildir/", 'default_delivery: "rm -rf /"'),
-        ["F:71:21: services.default_delivery: must be a qmail delivery such as ./Maildir/, ./Mailbox, |command or &address"]),
+        ["@:21: services.default_delivery: must be a qmail delivery such as ./Maildir/, ./Mailbox, |command or &address"]),
     "postmaster-command-substitution": (_sub("  smtpd: true", '  smtpd: true\n  postmaster_alias_to: "$(reboot)"'),
-        ["F:74:24: services.postmaster_alias_to: must be a local name, an address, or a delivery such as ./Maildir/"]),
+        ["@:24: services.postmaster_alias_to: must be a local name, an address, or a delivery such as ./Maildir/"]),
     "image-invalid-reference": (_sub("image: qmail-pkg/debian-12", 'image: "Qmail Pkg"'),
-        ["F:164:12: targets[1].image: must be an image reference such as qmail-pkg/debian-12 or name:tag"]),
+        ["@:12: targets[1].image: must be an image reference such as qmail-pkg/debian-12 or name:tag"]),
     "suite-with-options": (_sub("suite: bookworm", 'suite: "bookworm --include=evil"'),
-        ["F:163:12: targets[1].suite: must be a suite name such as bookworm"]),
+        ["@:12: targets[1].suite: must be a suite name such as bookworm"]),
     "cflags-shell-characters": (_sub("cflags: [-Wno-error=implicit-function-declaration, -Wno-error=implicit-int]", 'cflags: ["-O2|touch /x"]'),
-        ["F:175:14: targets[2].cflags[0]: must be one compiler flag such as -O2 (no spaces or shell characters)"]),
+        ["@:14: targets[2].cflags[0]: must be one compiler flag such as -O2 (no spaces or shell characters)"]),
     "make-with-a-command": (_sub("  make: make\n", '  make: "make; reboot"\n'),
-        ["F:110:9: build.make: must be a program name or path"]),
+        ["@:9: build.make: must be a program name or path"]),
     "env-name-invalid": (_sub("  jobs: 0\n", '  jobs: 0\n  env: {"A-B": "x"}\n'),
-        ["F:112:9: build.env.A-B: 'A-B' must be a shell variable name"]),
+        ["@:9: build.env.A-B: 'A-B' must be a shell variable name"]),
     "source-filename-climbs": (_sub("filename: qmail-1.03.tar.gz", "filename: ../../etc/passwd"),
-        ["F:50:15: sources[0].filename: must be a plain file name, without '/'"]),
+        ["@:15: sources[0].filename: must be a plain file name, without '/'"]),
     "patch-outside-its-folder": (_sub("\nlayout:", "\npatches:\n  - {file: ../../etc/passwd, source: qmail}\n\nlayout:"),
-        ["F:62:12: patches[0].file: must be a path inside the recipe's patches/ folder"]),
+        ["@+1:12: patches[0].file: must be a path inside the recipe's patches/ folder"]),
     # numbers out of range
-    "release-huge": (_sub("  release: 1\n", "  release: 1000000000000000000000000000000\n"),
-        ["F:17:12: package.release: must be at most 999999"]),
-    "release-zero": (_sub("  release: 1\n", "  release: 0\n"), ["F:17:12: package.release: must be at least 1"]),
-    "uid-zero": (_sub("uid: 974", "uid: 0"), ["F:105:27: accounts.users[4].uid: must be at least 1"]),
-    "uid-too-large": (_sub("uid: 974", "uid: 4294967296"), ["F:105:27: accounts.users[4].uid: must be at most 65533"]),
-    "uid-twice": (_sub("uid: 974", "uid: 975"), ["F:106:27: accounts.users[5].uid: duplicate uid 975 (first at line 105)"]),
-    "jobs-negative": (_sub("  jobs: 0\n", "  jobs: -5\n"), ["F:111:9: build.jobs: must be at least 0"]),
-    "jobs-huge": (_sub("  jobs: 0\n", "  jobs: 100000\n"), ["F:111:9: build.jobs: must be at most 1024"]),
+    "release-huge": (_sub("  revision: 1\n", "  revision: 1000000000000000000000000000000\n"),
+        ["@:13: package.revision: must be at most 999999"]),
+    "release-zero": (_sub("  revision: 1\n", "  revision: 0\n"), ["@:13: package.revision: must be at least 1"]),
+    "uid-zero": (_sub("uid: 974", "uid: 0"), ["@:27: accounts.users[4].uid: must be at least 1"]),
+    "uid-too-large": (_sub("uid: 974", "uid: 4294967296"), ["@:27: accounts.users[4].uid: must be at most 65533"]),
+    "uid-twice": (_sub("uid: 974", "uid: 975"), ["@+1:27: accounts.users[5].uid: duplicate uid 975 (first at line @)"]),
+    "jobs-negative": (_sub("  jobs: 0\n", "  jobs: -5\n"), ["@:9: build.jobs: must be at least 0"]),
+    "jobs-huge": (_sub("  jobs: 0\n", "  jobs: 100000\n"), ["@:9: build.jobs: must be at most 1024"]),
     # a format nothing can package for this family
     "format-of-another-family": (_sub("    image: qmail-pkg/debian-12\n    formats: [deb]", "    image: qmail-pkg/debian-12\n    formats: [rpm]"),
-        ["F:165:15: targets[1].formats[0]: format 'rpm' needs family 'rhel', not 'debian'"]),
+        ["@:15: targets[1].formats[0]: format 'rpm' needs family 'rhel', not 'debian'"]),
     # size
     "alias-of-a-big-string": (lambda _: "a: &a " + "x" * (1 << 16) + "\nb: [" + ", ".join(["*a"] * 100) + "]\n",
-        ["F:1:1: (document): the document expands to more than 100000 values or 4194304 characters (aliases counted each time they are used)"]),
+        ["@:1: (document): the document expands to more than 100000 values or 4194304 characters (aliases counted each time they are used)"]),
     "larger-than-a-recipe": (lambda text: text + "# " + "x" * (1 << 20) + "\n",
-        ["F:1:1: (document): larger than 1048576 bytes; a recipe is a few kilobytes"]),
+        ["@:1: (document): larger than 1048576 bytes; a recipe is a few kilobytes"]),
 }
 
 
@@ -168,8 +180,14 @@ RECIPES: dict[str, tuple] = {
 def test_hostile_recipe_gets_its_exact_problem(tmp_path, name):
     edit, expected = RECIPES[name]
     path = tmp_path / f"{name}.yaml"
-    path.write_text(edit(REAL))
-    assert [line.replace(str(path), "F", 1) for line in problems_of([path])] == expected
+    text = edit(REAL)
+    path.write_text(text)
+    line = _edited_line(edit, text)
+    # "@" is the edited line; "@+1" the one after it
+    assert problems_of([path]) == [
+        problem.replace("@+1:", f"{path}:{line + 1}:", 1).replace("@:", f"{path}:{line}:", 1).replace("line @)", f"line {line})")
+        for problem in expected
+    ]
 
 
 def qmail_pkg(*args: str, timeout: float = 60, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -214,7 +232,8 @@ def test_build_refuses_a_hostile_recipe_before_any_container(tmp_path):
     result = qmail_pkg("build", str(path), "--target", "debian-12", "--out", str(out),
                        env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     _no_bug(result)
-    assert result.stderr.strip() == f"{path}:40:13: package.depends[0]: {NL} at offset 5)"
+    line = _edited_line(RECIPES["depends-newline-injects-a-field"][0], path.read_text())
+    assert result.stderr.strip() == f"{path}:{line}:13: debian.depends[0]: {NL} at offset 5)"
     assert not out.exists()
 
 

@@ -22,11 +22,11 @@ SHA256 = "a" * 64
 
 # Line numbers matter: the tests below point into this text.
 MINIMAL = f"""\
-schema: 1
+schema: 2
 package:
   name: demo
   version: "1.0"
-  release: 1
+  revision: 1
   maintainer: A B <a@b.example>
   license: MIT
   homepage: https://example.org
@@ -90,17 +90,23 @@ def test_real_recipe_loads() -> None:
     assert recipe.path == REAL
     assert recipe.package.name == "qmail-syncdir"
     assert recipe.package.version == "1.03"
-    assert recipe.package.replaces == ("mail-transport-agent", "qmail", "netqmail", "notqmail")
+    assert recipe.options["debian"].replaces == ("mail-transport-agent", "qmail", "netqmail", "notqmail")
     assert [source.name for source in recipe.sources] == ["qmail", "syncdir"]
     assert recipe.source("syncdir").checksums().keys() == {"sha512", "md5"}
-    assert [target.name for target in recipe.targets] == ["debian-11", "debian-12", "debian-13"]
+    assert [target.name for target in recipe.targets] == [
+        "debian-11", "debian-12", "debian-13", "el-8", "el-9", "freebsd-13", "freebsd-14", "test-rpm", "test-pkg"]
+    assert [t.name for t in recipe.targets if t.test_only] == ["test-rpm", "test-pkg"]
+    assert {t.name: (t.userland, t.builder) for t in recipe.targets if t.family != "debian"} == {
+        "el-8": ("rhel", "docker"), "el-9": ("rhel", "docker"), "freebsd-13": ("freebsd", "jail"),
+        "freebsd-14": ("freebsd", "jail"), "test-rpm": ("debian", "docker"), "test-pkg": ("debian", "docker")}
+    assert recipe.target("freebsd-14").accounts.group("qnofiles").gid == 81
     assert recipe.layout == Layout()
     assert recipe.services == Services()
 
 
 def test_real_recipe_targets_resolve_anchors_and_overrides() -> None:
     recipe = load_recipe(str(REAL))
-    d11, d12, d13 = recipe.targets
+    d11, d12, d13 = recipe.targets[:3]
     # *linux_errno: every target gets the same errno fix before build.steps
     assert d11.steps == d12.steps == d13.steps
     assert "extern int errno" in d13.steps[0]
@@ -119,7 +125,7 @@ def test_minimal_recipe_defaults(tmp_path: Path) -> None:
     recipe = load_text(tmp_path, MINIMAL)
     assert recipe.path == tmp_path / "recipe.yaml"
     assert recipe.package.section == "mail"
-    assert recipe.package.depends == ()
+    assert recipe.options["debian"].depends == ()
     assert recipe.layout == Layout()
     assert recipe.services == Services()
     target = recipe.target("debian-12")
@@ -154,7 +160,7 @@ def test_target_overrides(tmp_path: Path) -> None:
     family: freebsd
     release: "14.1"
     image: jail
-    formats: [freebsd]
+    formats: [pkg]
     make: bmake
     steps: [own]
     architecture: arm64
@@ -231,7 +237,7 @@ def test_yaml_syntax_error_reports_mark(tmp_path: Path) -> None:
 
 
 def test_yaml_syntax_error_bad_indentation(tmp_path: Path) -> None:
-    text = edit(MINIMAL, "  release: 1\n", "  release: 1\n bad: 2\n")
+    text = edit(MINIMAL, "  revision: 1\n", "  revision: 1\n bad: 2\n")
     [problem] = problems_of(tmp_path, text)
     assert re.match(r"F:6:2: \(document\): YAML syntax error: .*expected <block end>", problem)
 
@@ -393,8 +399,8 @@ def test_unquoted_scalars_for_strings(tmp_path: Path, value: str) -> None:
     ],
 )
 def test_integer_fields(tmp_path: Path, value: str, message: str) -> None:
-    text = edit(MINIMAL, "  release: 1\n", f"  release: {value}\n")
-    assert problems_of(tmp_path, text) == [f"F:5:{12 if value else 11}: package.release: {message}"]
+    text = edit(MINIMAL, "  revision: 1\n", f"  revision: {value}\n")
+    assert problems_of(tmp_path, text) == [f"F:5:{13 if value else 12}: package.revision: {message}"]
 
 
 def test_wrong_container_types(tmp_path: Path) -> None:
@@ -407,7 +413,9 @@ def test_wrong_container_types(tmp_path: Path) -> None:
 
 
 def test_schema_version(tmp_path: Path) -> None:
-    assert problems_of(tmp_path, edit(MINIMAL, "schema: 1", "schema: 2")) == ["F:1:9: schema: must be 1"]
+    assert problems_of(tmp_path, edit(MINIMAL, "schema: 2", "schema: 1")) == [
+        "F:1:9: schema: must be 2 (schema 1 recipes: rename package.release to package.revision and move "
+        "package.depends, recommends, suggests, provides, conflicts and replaces into the debian: section)"]
 
 
 @pytest.mark.parametrize(
@@ -424,9 +432,9 @@ def test_schema_version(tmp_path: Path) -> None:
         ("/var/qmail}", "var/qmail}", "F:20:52: accounts.users[0].home: must be an absolute path"),
         ("gid: 971", "gid: 0", "F:18:26: accounts.groups[0].gid: must be at least 1"),
         ("uid: 971", "uid: 65534", "F:20:27: accounts.users[0].uid: must be at most 65533"),
-        ("family: debian", "family: suse", "F:26:13: targets[0].family: 'suse' is not one of: debian, rhel, freebsd"),
+        ("family: debian", "family: suse", "F:26:13: targets[0].family: 'suse' is not one of: debian, freebsd, rhel"),
         ("[deb]", "[deb, deb]", "F:29:14: targets[0].formats: items must be unique"),
-        ("[deb]", "[dmg]", "F:29:15: targets[0].formats[0]: 'dmg' is not one of: deb, rpm, freebsd"),
+        ("[deb]", "[dmg]", "F:29:15: targets[0].formats[0]: 'dmg' is not one of: deb, pkg, rpm"),
         ("[deb]", "[]", "F:29:14: targets[0].formats: must not be empty"),
         ("  steps:\n    - make\n", "  steps: []\n", "F:22:10: build.steps: must not be empty"),
         ("image: img", "image: ''", "F:28:12: targets[0].image: must be an image reference"),
@@ -524,10 +532,10 @@ def test_no_accounts_anywhere(tmp_path: Path) -> None:
 
 
 def test_format_must_match_family(tmp_path: Path) -> None:
-    text = edit(MINIMAL, "formats: [deb]", "formats: [deb, rpm, freebsd]")
+    text = edit(MINIMAL, "formats: [deb]", "formats: [deb, rpm, pkg]")
     assert problems_of(tmp_path, text) == [
         "F:29:20: targets[0].formats[1]: format 'rpm' needs family 'rhel', not 'debian'",
-        "F:29:25: targets[0].formats[2]: format 'freebsd' needs family 'freebsd', not 'debian'",
+        "F:29:25: targets[0].formats[2]: format 'pkg' needs family 'freebsd', not 'debian'",
     ]
 
 
@@ -576,9 +584,9 @@ def test_every_problem_is_reported_sorted_by_line(tmp_path: Path) -> None:
 
 
 def test_bad_explicit_tag(tmp_path: Path) -> None:
-    text = edit(MINIMAL, "  release: 1\n", "  release: !!int one\n")
+    text = edit(MINIMAL, "  revision: 1\n", "  revision: !!int one\n")
     [problem] = problems_of(tmp_path, text)
-    assert problem.startswith("F:5:12: package.release: cannot read value tagged tag:yaml.org,2002:int: ")
+    assert problem.startswith("F:5:13: package.revision: cannot read value tagged tag:yaml.org,2002:int: ")
 
 
 def test_python_tags_are_refused(tmp_path: Path) -> None:

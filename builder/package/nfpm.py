@@ -15,15 +15,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import BuildError
-from . import PackageSpec
+from .base import PackageSpec
 
-# nfpm's own script keys, by the neutral names our script sets use.
+# nfpm's own script keys, by the names our script sets use; other names
+# (debconf's config and templates) are left for the packager to place.
 SCRIPT_KEYS = {
     "preinst": "preinstall",
     "postinst": "postinstall",
     "prerm": "preremove",
     "postrm": "postremove",
 }
+
+
+def relation_name(relation: str) -> str:
+    """The package a relation names first: 'libc6 (>= 2.36) | x' -> 'libc6'."""
+    return relation.split("|")[0].split("(")[0].split()[0].split(":")[0] if relation.strip() else ""
+
+
+def merge_relations(found: tuple[str, ...], declared: tuple[str, ...]) -> list[str]:
+    """Dependencies found in the binaries (versioned), then the recipe's own
+    for packages not found: the versioned form wins over a bare name."""
+    names = {relation_name(relation) for relation in found}
+    return [*found, *(relation for relation in declared if relation_name(relation) not in names)]
 
 
 def nfpm_binary() -> str:
@@ -61,21 +74,22 @@ def contents(spec: PackageSpec) -> list[dict]:
     return rows
 
 
-def base_config(spec: PackageSpec, scripts_dir: Path) -> dict:
+def base_config(spec: PackageSpec, scripts_dir: Path, *, version: str, release: str, arch: str,
+                relations: dict[str, list[str] | tuple[str, ...]]) -> dict:
     meta = spec.meta
     scripts = {}
     for name, text in spec.scripts:
         path = scripts_dir / name
         path.write_text(text)
         path.chmod(0o755)
-        scripts[SCRIPT_KEYS[name]] = str(path)
+        scripts[SCRIPT_KEYS.get(name, name)] = str(path)
     return {
         "name": meta.name,
-        "arch": spec.architecture,
+        "arch": arch,
         "platform": "linux",
-        "version": meta.version,
+        "version": version,
         "version_schema": "none",
-        "release": str(spec.release),
+        "release": release,
         "section": meta.section,
         "priority": meta.priority,
         "maintainer": meta.maintainer,
@@ -83,12 +97,7 @@ def base_config(spec: PackageSpec, scripts_dir: Path) -> dict:
         "homepage": meta.homepage,
         "license": meta.license,
         "mtime": rfc3339(spec.source_date_epoch),
-        "depends": list(meta.depends),
-        "recommends": list(meta.recommends),
-        "suggests": list(meta.suggests),
-        "provides": list(meta.provides),
-        "conflicts": list(meta.conflicts),
-        "replaces": list(meta.replaces),
+        **{key: list(value) for key, value in relations.items()},
         "contents": contents(spec),
         "scripts": scripts,
     }

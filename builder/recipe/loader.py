@@ -26,9 +26,9 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from builder.archive import kind_name
 from builder.errors import RecipeError
+from builder.platforms import platform_for
 from builder.recipe.model import (
     Accounts,
-    DebianOptions,
     Group,
     Layout,
     PackageMeta,
@@ -58,7 +58,6 @@ SHARED_FOLDERS = frozenset({
     "/var/run", "/var/spool", "/var/tmp",
 })
 MERGE_TAG = "tag:yaml.org,2002:merge"
-FORMAT_FAMILY = {"deb": "debian", "rpm": "rhel", "freebsd": "freebsd"}
 
 
 # --------------------------------------------------------------------------
@@ -66,8 +65,39 @@ FORMAT_FAMILY = {"deb": "debian", "rpm": "rhel", "freebsd": "freebsd"}
 
 
 def schema_text() -> str:
-    """The JSON schema of the recipe format (draft 2020-12)."""
-    return resources.files("builder.recipe").joinpath("schema.json").read_text(encoding="utf-8")
+    """The JSON schema of the recipe format (draft 2020-12), with the enums
+    and packager sections filled in from the registries."""
+    return json.dumps(_schema(), indent=2) + "\n"
+
+
+def _fill_enums(node: Any, enums: dict[str, list[str]]) -> None:
+    if isinstance(node, dict):
+        source = node.pop("x-enum-from", None)
+        if source is not None:
+            node["enum"] = enums[source]
+        for value in node.values():
+            _fill_enums(value, enums)
+    elif isinstance(node, list):
+        for value in node:
+            _fill_enums(value, enums)
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    from builder.package import PACKAGERS
+    from builder.platforms import PLATFORMS
+
+    schema = json.loads(resources.files("builder.recipe").joinpath("schema.json").read_text(encoding="utf-8"))
+    _fill_enums(schema, {"platforms": sorted(PLATFORMS), "packagers": sorted(PACKAGERS)})
+    for packager in PACKAGERS.values():
+        schema["properties"][packager.options_key] = packager.options_schema
+    return schema
+
+
+def _format_families() -> dict[str, str]:
+    from builder.package import PACKAGERS
+
+    return {fmt: packager.family for fmt, packager in PACKAGERS.items()}
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -385,11 +415,6 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
 
 
 @functools.cache
-def _schema() -> dict[str, Any]:
-    return json.loads(schema_text())
-
-
-@functools.cache
 def _validator() -> jsonschema.protocols.Validator:
     base = jsonschema.Draft202012Validator
     checker = base.TYPE_CHECKER.redefine("integer", _is_int)
@@ -542,9 +567,10 @@ def _check_targets(data: dict[str, Any], report: _Report) -> set[str]:
         base: FieldPath = ("targets", index)
         family, formats = target.get("family"), target.get("formats")
         if isinstance(family, str) and isinstance(formats, list):
+            families = _format_families()
             for number, fmt in enumerate(formats):
-                needed = FORMAT_FAMILY.get(fmt) if isinstance(fmt, str) else None
-                if needed and family in FORMAT_FAMILY.values() and needed != family:
+                needed = families.get(fmt) if isinstance(fmt, str) else None
+                if needed and family in families.values() and needed != family:
                     report.at_value(
                         base + ("formats", number), f"format {fmt!r} needs family {needed!r}, not {family!r}"
                     )
@@ -659,9 +685,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 
 
 def _package(raw: dict[str, Any]) -> PackageMeta:
-    lists = ("depends", "recommends", "suggests", "provides", "conflicts", "replaces")
-    fields = {key: (_strings(value) if key in lists else value) for key, value in raw.items()}
-    return PackageMeta(**fields)
+    return PackageMeta(**raw)
 
 
 def _source(raw: dict[str, Any]) -> Source:
@@ -698,11 +722,15 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         jobs=raw.get("jobs", build.get("jobs", 0)),
         env=tuple(env.items()),
         cflags=_strings(raw.get("cflags")),
+        ldflags=_strings(build.get("ldflags")) + _strings(raw.get("ldflags")),
         steps=tuple(steps),
         patches=tuple(patch for patch in patches if not patch.targets or name in patch.targets),
         accounts=_accounts(raw.get("accounts", data.get("accounts"))),
         suite=raw.get("suite", ""),
         architecture=raw.get("architecture", "amd64"),
+        userland=raw.get("userland", raw["family"]),
+        builder=raw.get("builder", platform_for(raw.get("userland", raw["family"])).default_builder),
+        test_only=raw.get("test_only", False),
         position=position,
     )
 
@@ -714,6 +742,12 @@ def _patch(raw: dict[str, Any], recipe_path: Path) -> Patch:
         strip=raw.get("strip", 1),
         targets=_strings(raw.get("targets")),
     )
+
+
+def _packagers():
+    from builder.package import PACKAGERS
+
+    return PACKAGERS.values()
 
 
 def _convert(data: dict[str, Any], recipe_path: Path, report: _Report) -> Recipe:
@@ -728,7 +762,8 @@ def _convert(data: dict[str, Any], recipe_path: Path, report: _Report) -> Recipe
             _target(raw, data, patches, report.value_position(("targets", index)))
             for index, raw in enumerate(data["targets"])
         ),
-        debian=DebianOptions(**_tuples(data.get("debian", {}))),
+        options={packager.options_key: packager.options(data.get(packager.options_key, {}))
+                 for packager in _packagers()},
     )
 
 

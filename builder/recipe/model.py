@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,12 @@ class Accounts:
 
 @dataclass(frozen=True)
 class PackageMeta:
+    """What every format says about the package. Relations are per format
+    (the `debian:`, `rpm:` and `freebsd:` sections): package names differ."""
+
     name: str
-    version: str
-    release: int
+    version: str  # upstream version
+    revision: int  # packaging revision: Debian revision, RPM release, pkg PORTREVISION
     maintainer: str
     license: str
     summary: str
@@ -80,12 +84,6 @@ class PackageMeta:
     homepage: str
     section: str = "mail"
     priority: str = "optional"
-    depends: tuple[str, ...] = ()
-    recommends: tuple[str, ...] = ()
-    suggests: tuple[str, ...] = ()
-    provides: tuple[str, ...] = ()
-    conflicts: tuple[str, ...] = ()
-    replaces: tuple[str, ...] = ()
     copyright: str = ""  # shipped as /usr/share/doc/<name>/copyright
 
 
@@ -111,31 +109,29 @@ class Services:
 
 
 @dataclass(frozen=True)
-class DebianOptions:
-    """Settings only the .deb packager reads."""
-
-    # Shipped as /usr/share/lintian/overrides/<name>: "tag [pointer]" per line.
-    lintian_overrides: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Target:
     """One build target with every per-target override already applied."""
 
     name: str  # e.g. debian-12
-    family: str  # debian | rhel | freebsd
-    release: str  # e.g. bookworm, 9, 14.1
-    image: str  # build image reference, e.g. qmail-pkg/debian-12:latest
-    formats: tuple[str, ...]  # deb | rpm | freebsd
+    family: str  # debian | rhel | freebsd: whose systems install the packages
+    release: str  # the distribution release: 12, 9, 14.1
+    image: str  # build image reference, e.g. qmail-pkg/debian-12:latest (a jail's base release for jails)
+    formats: tuple[str, ...]  # deb | rpm | pkg
     make: str  # make program (gmake on BSD)
     jobs: int  # parallel make jobs; 0 = number of CPUs
     env: tuple[tuple[str, str], ...]  # extra environment for steps, in order
     cflags: tuple[str, ...]  # extra compiler flags appended to conf-cc ($EXTRA_CFLAGS)
+    ldflags: tuple[str, ...]  # extra linker flags appended to conf-ld ($EXTRA_LDFLAGS)
     steps: tuple[str, ...]  # shell snippets, run in order with sh -eu
     patches: tuple[Patch, ...]  # patches that apply to this target
     accounts: Accounts  # ids compiled into this target's binaries
     suite: str = ""  # Debian suite for bootstrap images (bookworm...)
-    architecture: str = "amd64"
+    architecture: str = "amd64"  # Debian's spelling; each format translates
+    userland: str = ""  # family of the build image's userland ("" = family)
+    builder: str = "docker"  # sandbox backend: docker | jail
+    # Built on a userland that is not the family's own (e.g. an .rpm made on
+    # Debian): for the project's tests, never to be published.
+    test_only: bool = False
     # where the target is written in the recipe (line, column), for messages
     position: tuple[int, int] = field(default=(1, 1), compare=False)
 
@@ -148,7 +144,8 @@ class Recipe:
     layout: Layout
     services: Services
     targets: tuple[Target, ...]
-    debian: DebianOptions = DebianOptions()
+    # Each packager's own section, by its recipe key (debian, rpm, freebsd).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def target(self, name: str) -> Target:
         for target in self.targets:
@@ -165,7 +162,6 @@ class Recipe:
 
 __all__ = [
     "Accounts",
-    "DebianOptions",
     "Group",
     "Layout",
     "PackageMeta",

@@ -7,6 +7,7 @@ Each backend (Docker now, FreeBSD jails later) is one module implementing
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol
@@ -39,8 +40,44 @@ class Sandbox(Protocol):
         """The tar stream of path (inside), members named `<basename>/...`,
         numeric owners in the headers; bounded in size."""
 
+    def output(self, argv: Sequence[str], **kwargs) -> tuple[int, str]:
+        """Run and collect the combined output (for short commands)."""
+
     def destroy(self) -> None: ...
 
     def __enter__(self) -> "Sandbox": ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What a sandbox starts from: an image (Docker) or a base release (jail)."""
+
+    reference: str  # image reference, or the base release's name
+    identity: str  # image id, or a digest of the base release
+
+
+def _backend(target):
+    from ..errors import SandboxError
+    from .docker import DockerSandbox
+    from .jail import JailSandbox
+
+    backends = {"docker": DockerSandbox, "jail": JailSandbox}
+    try:
+        return backends[target.builder]
+    except KeyError:
+        raise SandboxError(f"{target.name}: unknown sandbox backend {target.builder!r}") from None
+
+
+def prepare_environment(target, role: str, log: OutputSink = lambda line: None) -> Environment:
+    """Make sure what the target's sandboxes start from exists (bootstrap an
+    image, check a base release) and say exactly which one it is."""
+    return _backend(target).prepare(target, role, log)
+
+
+def open_sandbox(target, image: str, *, role: str, **options) -> Sandbox:
+    """A sandbox of the backend the target builds with (docker, jail), not yet
+    started: use it as a context manager. `options` are the backend's own
+    (labels, command, cap_add, hostname)."""
+    return _backend(target)(image, role=role, **options)

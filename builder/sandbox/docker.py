@@ -55,7 +55,18 @@ def image_exists(engine, reference: str) -> bool:
         return False
 
 
-def _tar_of_tree(host_dir: Path) -> bytes:
+def tar_of_file(name: str, content: bytes, mode: int) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        info.mode = mode
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def tar_of_tree(host_dir: Path) -> bytes:
     buffer = io.BytesIO()
 
     def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -88,6 +99,14 @@ class DockerSandbox:
         self.hostname = hostname
         self._engine = None
         self._container = None
+
+    @staticmethod
+    def prepare(target, role: str, log) -> "Environment":
+        from . import Environment
+        from .images import ensure_image, image_spec
+
+        spec = image_spec(target, role)
+        return Environment(spec.reference, ensure_image(spec, log))
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -148,20 +167,13 @@ class DockerSandbox:
     # -- files -----------------------------------------------------------
     def put_tree(self, host_dir: Path, dest: str) -> None:
         self.run(["mkdir", "-p", dest])
-        if not self._require().put_archive(dest, _tar_of_tree(host_dir)):
+        if not self._require().put_archive(dest, tar_of_tree(host_dir)):
             raise SandboxError(f"copying {host_dir} into the sandbox at {dest} failed")
 
     def put_file(self, content: bytes, dest: str, mode: int = 0o644) -> None:
         folder, _, name = dest.rpartition("/")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size = len(content)
-            info.mode = mode
-            info.mtime = int(time.time())
-            tar.addfile(info, io.BytesIO(content))
         self.run(["mkdir", "-p", folder or "/"])
-        if not self._require().put_archive(folder or "/", buffer.getvalue()):
+        if not self._require().put_archive(folder or "/", tar_of_file(name, content, mode)):
             raise SandboxError(f"copying a file into the sandbox at {dest} failed")
 
     @contextmanager

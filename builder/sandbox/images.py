@@ -1,31 +1,25 @@
 """Base images for build and verification sandboxes.
 
-An image named by a target is used as it is when present. Otherwise it is
-made from the definitions in containers/<family>/: for Debian, by
-bootstrapping the listed packages with mmdebstrap from the host's configured
-Debian mirror and `docker import`-ing the result (no registry needed).
-Images we make carry a label with the hash of their definition, so a changed
-package list rebuilds them.
+An image named by a target is used as it is when present. Otherwise the
+platform of the image's userland makes it from the definitions in
+containers/<userland>/ (Debian: mmdebstrap from the host's own mirror and
+`docker import`, no registry needed). Images we make carry a label with the
+hash of their definition, so a changed package list rebuilds them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SandboxError
+from ..platforms import platform_for
 from ..recipe.model import Target
 from .docker import client, image_exists
 
-MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
-APT_DIR = Path("/etc/apt")
 DEFINITION_LABEL = "qmail-pkg.definition"
 ROLES = ("build", "verify")
 
@@ -40,8 +34,8 @@ def containers_dir() -> Path:
 @dataclass(frozen=True)
 class ImageSpec:
     reference: str  # repository:tag
-    family: str
-    suite: str
+    family: str  # of the image's userland: its platform makes it
+    suite: str  # Debian suite to bootstrap; for other families, the release
     role: str  # build | verify
     packages: tuple[str, ...]
 
@@ -51,15 +45,27 @@ class ImageSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _read_packages(family: str, role: str) -> tuple[str, ...]:
-    listing = containers_dir() / family / f"{role}.packages"
-    if not listing.exists():
-        raise SandboxError(f"no image definition {listing}")
+def _read_list(listing: Path) -> list[str]:
     words = []
     for line in listing.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             words.append(line)
+    return words
+
+
+def _read_packages(userland: str, role: str, formats: tuple[str, ...]) -> tuple[str, ...]:
+    """containers/<userland>/<role>.packages, plus <role>-<format>.packages for
+    each format the target makes (e.g. Debian's rpm tools for a test target)."""
+    folder = containers_dir() / userland
+    listing = folder / f"{role}.packages"
+    if not listing.exists():
+        raise SandboxError(f"no image definition {listing}")
+    words = _read_list(listing)
+    for fmt in formats:
+        extra = folder / f"{role}-{fmt}.packages"
+        if extra.exists():
+            words += [word for word in _read_list(extra) if word not in words]
     return tuple(words)
 
 
@@ -69,30 +75,8 @@ def image_spec(target: Target, role: str) -> ImageSpec:
     reference = target.image if role == "build" else f"{target.image}-verify"
     if ":" not in reference.rsplit("/", 1)[-1]:
         reference += ":latest"
-    return ImageSpec(reference, target.family, target.suite, role, _read_packages(target.family, role))
-
-
-def host_debian_mirror() -> str:
-    """The first Debian archive URI in the host's apt configuration (or $QMAIL_PKG_DEBIAN_MIRROR)."""
-    if os.environ.get(MIRROR_ENV):
-        return os.environ[MIRROR_ENV]
-    candidates: list[str] = []
-    apt = APT_DIR
-    for sources in sorted(apt.glob("sources.list.d/*.sources")):
-        for match in re.finditer(r"^URIs:\s*(.+)$", sources.read_text(), re.M):
-            candidates.extend(match.group(1).split())
-    for listing in [apt / "sources.list", *sorted(apt.glob("sources.list.d/*.list"))]:
-        if listing.exists():
-            for line in listing.read_text().splitlines():
-                fields = re.sub(r"\[[^]]*\]", "", line).split()
-                if len(fields) >= 3 and fields[0] == "deb":
-                    candidates.append(fields[1])
-    for uri in candidates:
-        if "security" not in uri and uri.rstrip("/").endswith("/debian"):
-            return uri
-    raise SandboxError(
-        f"no Debian mirror found in /etc/apt; set {MIRROR_ENV} to a Debian archive URL"
-    )
+    suite = target.suite or target.release
+    return ImageSpec(reference, target.userland, suite, role, _read_packages(target.userland, role, target.formats))
 
 
 def _labels(engine, reference: str) -> dict[str, str]:
@@ -108,45 +92,5 @@ def ensure_image(spec: ImageSpec, log: Callable[[str], None] = lambda line: None
         if built_here is None or built_here == spec.definition_hash:
             return engine.images.get(spec.reference).id
         log(f"{spec.reference}: definition changed, rebuilding")
-    if spec.family != "debian":
-        raise SandboxError(
-            f"image {spec.reference} is missing and bootstrapping {spec.family} images is not supported "
-            f"here; build it from containers/{spec.family}/ on a host that can"
-        )
-    bootstrap_debian(spec, log)
+    platform_for(spec.family).bootstrap(spec, log)
     return engine.images.get(spec.reference).id
-
-
-def bootstrap_debian(spec: ImageSpec, log: Callable[[str], None]) -> None:
-    if not shutil.which("mmdebstrap"):
-        raise SandboxError("image bootstrap needs mmdebstrap (apt-get install mmdebstrap)")
-    if not spec.suite:
-        raise SandboxError(f"{spec.reference}: the target names no Debian suite to bootstrap")
-    mirror = host_debian_mirror()
-    repository, _, tag = spec.reference.rpartition(":")
-    with tempfile.TemporaryDirectory(prefix="qmail-pkg-image-") as tmp:
-        rootfs = Path(tmp) / "rootfs.tar"
-        command = [
-            "mmdebstrap",
-            "--variant=minbase",
-            "--quiet",
-            f"--include={','.join(spec.packages)}",
-            # Keep images small and free of apt lists that would go stale.
-            "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
-            spec.suite,
-            str(rootfs),
-            mirror,
-        ]
-        log(f"bootstrapping {spec.reference} ({spec.suite}, {len(spec.packages)} packages) from {mirror}")
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise SandboxError(f"mmdebstrap {spec.suite} failed: {' | '.join(tail)}")
-        engine = client()
-        changes = [
-            f"LABEL {DEFINITION_LABEL}={spec.definition_hash}",
-            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            'CMD ["/bin/sh"]',
-        ]
-        engine.api.import_image_from_file(str(rootfs), repository=repository, tag=tag or "latest", changes=changes)
-        log(f"imported {spec.reference}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import QmailPkgError
+from ..platforms import platform_for
 from ..recipe.model import Accounts, Recipe, Target
 from ..staged import Entry, IdNames, read_tree
 
@@ -93,14 +94,15 @@ def check_setuid(sandbox, path: str, owner: str) -> CheckResult:
 
 def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: list[dict]) -> list[CheckResult]:
     """What a fresh install must look like: the build's layout, a setuid
-    qmail-queue, syncdir linked in, and nothing dpkg would call altered."""
+    qmail-queue, syncdir linked in, and nothing the package manager would call altered."""
     prefix = recipe.layout.prefix
-    code, out = sandbox.output(["dpkg", "--verify", recipe.package.name])
+    pm = platform_for(target.family).package_manager_on(target.userland)
+    code, out = sandbox.output(["sh", "-c", pm.command("verify", name=recipe.package.name) + " 2>&1"])
     return [
         check_layout(sandbox, manifest, target.accounts, prefix),
         check_setuid(sandbox, f"{prefix}/bin/qmail-queue", "qmailq"),
         check_syncdir_symbols(sandbox, [f"{prefix}/bin/{name}" for name in PROOF_BINARIES]),
-        CheckResult("dpkg --verify", code == 0 and not out.strip(), out.strip() or "no differences"),
+        CheckResult(f"{pm.name} verifies the installed files", code == 0 and not out.strip(), out.strip() or "no differences"),
     ]
 
 

@@ -6,18 +6,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..recipe.model import Recipe, Target
-from ..sandbox.docker import DockerSandbox
-from ..sandbox.images import ensure_image, image_spec
+from ..platforms import platform_for
+from ..sandbox import open_sandbox, prepare_environment
 from .checks import CheckResult, installed_checks, load_record, put_artifact
 
 
 def install_and_check(recipe: Recipe, target: Target, artifact: Path, record_path: Path) -> list[CheckResult]:
     record = load_record(record_path)
-    spec = image_spec(target, "verify")
-    ensure_image(spec)
-    with DockerSandbox(spec.reference, role="verify", labels={"qmail-pkg.target": target.name}) as sandbox:
-        code, out = sandbox.output(["dpkg", "-i", put_artifact(sandbox, artifact)])
-        installed = CheckResult("dpkg -i on a clean system", code == 0, out.strip().splitlines()[-1] if out.strip() else "")
+    environment = prepare_environment(target, "verify")
+    pm = platform_for(target.family).package_manager_on(target.userland)
+    with open_sandbox(target, environment.reference, role="verify", labels={"qmail-pkg.target": target.name}) as sandbox:
+        if pm.prepare:
+            sandbox.output(["sh", "-c", pm.prepare])
+        command = pm.command("install", path=put_artifact(sandbox, artifact))
+        code, out = sandbox.output(["sh", "-c", command + " 2>&1"])
+        installed = CheckResult(f"{pm.name} installs it on a clean system", code == 0,
+                                out.strip().splitlines()[-1] if out.strip() else "")
         if code != 0:
             return [installed]
         return [installed, *installed_checks(sandbox, recipe, target, record["staged_manifest"])]

@@ -20,8 +20,8 @@ from typing import TextIO
 
 from ..errors import VerifyError
 from ..recipe.model import Recipe, Target
-from ..sandbox.docker import DockerSandbox
-from ..sandbox.images import ensure_image, image_spec
+from ..platforms import platform_for
+from ..sandbox import Sandbox, open_sandbox, prepare_environment
 from .checks import CheckResult, installed_checks, load_record, put_artifact
 
 SERVICE_DIR = "/service"
@@ -30,13 +30,20 @@ TEST_USER = "verifyuser"
 UP_SECONDS = 5  # "up" for this long with one pid means it is not crash-looping
 
 
+# The real svc moves aside and the recording wrapper takes its place: package
+# managers run scripts with PATHs of their own (rpm: /sbin:/bin:/usr/sbin:
+# /usr/bin), so a wrapper earlier in the caller's PATH would be missed.
+SVC = "/usr/bin/svc"
+REAL_SVC = "/usr/bin/svc.qmail-pkg-real"
+
+
 def _svc_wrapper(prefix: str) -> str:
     return f"""#!/bin/sh
 # qmail-pkg verify: record every svc call, then run the real svc.
 inode=$(stat -c %i {shlex.quote(prefix)}/bin/qmail-send 2>/dev/null || echo none)
 queued=$(find {shlex.quote(prefix)}/queue/todo {shlex.quote(prefix)}/queue/mess -type f 2>/dev/null | wc -l)
 echo "$(date +%s.%N) inode=$inode queued=$queued svc $*" >> {SVC_LOG}
-exec /usr/bin/svc "$@"
+exec {REAL_SVC} "$@"
 """
 
 
@@ -49,6 +56,10 @@ class BuiltPackage:
 
     @property
     def version(self) -> str:
+        """As its format writes it (1.03-1+deb12, 1.03-1.el9)."""
+        for artifact in self.record.get("artifacts", []):
+            if artifact["file"] == self.path.name:
+                return artifact.get("version") or self.record["version"]
         return self.record["version"]
 
 
@@ -76,9 +87,10 @@ def find_record(artifact: Path) -> dict:
 
 
 class Lifecycle:
-    """One verification run: a sandbox with svscan, and the steps in order."""
+    """One verification run: a sandbox with svscan, and the steps in order.
+    The package manager's verbs come from the target's platform."""
 
-    def __init__(self, recipe: Recipe, target: Target, sandbox: DockerSandbox, report: Report, emit: Callable[[CheckResult], None]):
+    def __init__(self, recipe: Recipe, target: Target, sandbox: Sandbox, report: Report, emit: Callable[[CheckResult], None]):
         self.recipe = recipe
         self.target = target
         self.box = sandbox
@@ -86,6 +98,8 @@ class Lifecycle:
         self.emit = emit
         self.prefix = recipe.layout.prefix
         self.package = recipe.package.name
+        self.pm = platform_for(target.family).package_manager_on(target.userland)
+        self.services = ["qmail-send", "qmail-send/log", "qmail-smtpd", "qmail-smtpd/log"]
 
     # -- helpers ---------------------------------------------------------
     def sh(self, script: str) -> tuple[int, str]:
@@ -114,6 +128,30 @@ class Lifecycle:
                 return True, status
             time.sleep(1)
         return False, status or "no status"
+
+    def all_up(self, step: str, timeout: float = 40) -> bool:
+        """Every service and its logger up and staying up (checked together)."""
+        deadline = time.monotonic() + timeout
+        statuses = []
+        ok = True
+        for service in self.services:
+            up, status = self.wait_up(service, max(1.0, deadline - time.monotonic()))
+            statuses.append(status)
+            ok = ok and up
+        return self.result(f"{step}: every service and logger stays up (same pid for {UP_SECONDS} s)", ok,
+                           "; ".join(statuses))
+
+    def pm_command(self, verb: str, *, path: str = "", name: str = "") -> tuple[int, str]:
+        return self.sh(f"{self.pm.command(verb, path=path, name=name)} 2>&1")
+
+    def smtp(self, step: str, subject: str) -> bool:
+        """A real SMTP conversation through tcpserver on port 25: a local
+        recipient accepted and the message delivered, a foreign one refused."""
+        code, out = self.sh(smtp_script(subject, f"{TEST_USER}@{VERIFY_HOST}", "someone@relay-test.invalid"))
+        ok, evidence = smtp_transcript_ok(out)
+        self.result(f"{step}: SMTP on port 25 accepts local mail, refuses to relay", ok and code == 0, evidence)
+        delivered, detail = self.wait_delivered([subject], timeout=30)
+        return self.result(f"{step}: the message received by SMTP is delivered", ok and delivered, detail)
 
     def delivered(self) -> list[str]:
         """Subjects of the messages in the test user's Maildir."""
@@ -146,9 +184,8 @@ class Lifecycle:
             f"; missing e.g. {missing[:3]}" if missing else ""
         ) + (f"; duplicated e.g. {dupes[:3]}" if dupes else "")
 
-    def dpkg_install(self, artifact: BuiltPackage) -> tuple[int, str]:
-        path = put_artifact(self.box, artifact.path)
-        return self.sh(f"dpkg -i {shlex.quote(path)} 2>&1")
+    def pm_install(self, artifact: BuiltPackage, verb: str = "install") -> tuple[int, str]:
+        return self.pm_command(verb, path=put_artifact(self.box, artifact.path))
 
     def svc_log(self) -> list[str]:
         return self.sh(f"cat {SVC_LOG} 2>/dev/null || true")[1].splitlines()
@@ -158,7 +195,10 @@ class Lifecycle:
 
     # -- steps -----------------------------------------------------------
     def prepare(self) -> None:
-        self.box.put_file(_svc_wrapper(self.prefix).encode(), "/usr/local/bin/svc", 0o755)
+        self.sh(f"mv {SVC} {REAL_SVC}")
+        self.box.put_file(_svc_wrapper(self.prefix).encode(), SVC, 0o755)
+        if self.pm.prepare:
+            self.sh(self.pm.prepare)
         self.sh(
             f"useradd -m -s /bin/sh {TEST_USER} && "
             f"mkdir -p /home/{TEST_USER}/Maildir/new /home/{TEST_USER}/Maildir/cur /home/{TEST_USER}/Maildir/tmp && "
@@ -166,17 +206,18 @@ class Lifecycle:
         )
 
     def install(self, artifact: BuiltPackage) -> bool:
-        code, out = self.dpkg_install(artifact)
-        if not self.result("install: dpkg -i on a clean system", code == 0, _tail(out)):
+        code, out = self.pm_install(artifact)
+        if not self.result(f"install: {self.pm.name} installs it on a clean system", code == 0, _tail(out)):
             return False
         for check in installed_checks(self.box, self.recipe, self.target, artifact.record["staged_manifest"]):
             self.add(check, "install")
-        up, status = self.wait_up("qmail-send")
-        self.result("install: svscan brings qmail-send up", up, status)
+        up = self.all_up("install")
         subject = f"verify-install-{int(time.time())}"
         code, out = self.inject([subject])
         ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, f"qmail-inject failed: {_tail(out)}")
-        return self.result("install: local delivery into ~/Maildir", ok, evidence) and up
+        self.result("install: local delivery into ~/Maildir", ok, evidence)
+        smtp_ok = self.smtp("install", f"verify-smtp-install-{int(time.time())}")
+        return ok and up and smtp_ok
 
     def syncdir_proof(self) -> None:
         trace = "/tmp/qmail-queue.trace"
@@ -199,18 +240,19 @@ class Lifecycle:
         code, out = self.inject(subjects)
         if not self.result(f"{name}: {messages} messages queued while qmail-send is down", code == 0, _tail(out) or "queued"):
             return
-        # A full queue is state, not package content: dpkg must not flag it.
-        code, out = self.sh(f"dpkg --verify {self.package} 2>&1")
-        self.result(f"{name}: dpkg --verify quiet with a full queue", code == 0 and not out.strip(),
+        # A full queue is state, not package content: the package manager must not flag it.
+        code, out = self.pm_command("verify", name=self.package)
+        self.result(f"{name}: {self.pm.name} verifies the files with a full queue", code == 0 and not out.strip(),
                     out.strip() or "no differences reported")
         self.sh(f": > {SVC_LOG}")
         # Bring qmail-send up on a full queue and start the upgrade at once.
+        upgrade = self.pm.command("upgrade", path=put_artifact(self.box, new.path))
         code, out = self.sh(
             f"svc -u {SERVICE_DIR}/qmail-send; "
             f"until [ -n \"$(ls /home/{TEST_USER}/Maildir/new | grep -v install | head -1)\" ]; do sleep 0.05; done; "
-            f"dpkg -i {shlex.quote(put_artifact(self.box, new.path))} 2>&1"
+            f"{upgrade} 2>&1"
         )
-        self.result(f"{name}: dpkg -i {old.version} -> {new.version} while delivering", code == 0, _tail(out))
+        self.result(f"{name}: {self.pm.name} upgrades {old.version} -> {new.version} while delivering", code == 0, _tail(out))
         log = self.svc_log()
         ok, evidence = svc_order(log)
         self.result(f"{name}: svc -d before files are replaced, svc -u after", ok, evidence)
@@ -221,24 +263,26 @@ class Lifecycle:
         _, control_after = self.sh(f"cd {control} && sha256sum * 2>/dev/null")
         self.result(f"{name}: edited control files unchanged", control_before == control_after,
                     "identical" if control_before == control_after else f"before: {control_before!r} after: {control_after!r}")
-        _, version = self.sh(f"dpkg-query -W -f '${{Version}}' {self.package}")
+        _, version = self.pm_command("version", name=self.package)
         self.result(f"{name}: new version installed", version.strip() == new.version, version.strip())
+        self.all_up(name)
+        self.smtp(name, f"verify-smtp-upgrade-{int(time.time())}")
 
     def admin_down_stays_down(self, artifact: BuiltPackage) -> None:
         name = "upgrade with service down"
         self.sh(f"svc -d {SERVICE_DIR}/qmail-send; sleep 2; : > {SVC_LOG}")
-        code, out = self.dpkg_install(artifact)
+        code, out = self.pm_install(artifact, "upgrade")
         status = self.svstat("qmail-send")
         ups = [line for line in self.svc_log() if " svc -u" in line and "qmail-send" in line]
         self.result(f"{name}: a service the administrator took down stays down",
                     code == 0 and ": down" in status and not ups,
-                    f"dpkg exit {code}; svstat: {status}; svc -u calls: {len(ups)}")
+                    f"{self.pm.name} exit {code}; svstat: {status}; svc -u calls: {len(ups)}")
         self.sh(f"svc -u {SERVICE_DIR}/qmail-send")
 
     def remove_and_purge(self) -> None:
         _, mail_before = self.sh(f"ls /home/{TEST_USER}/Maildir/new | wc -l")
-        code, out = self.sh(f"dpkg -r {self.package} 2>&1")
-        self.result("remove: dpkg -r", code == 0, _tail(out))
+        code, out = self.pm_command("remove", name=self.package)
+        self.result(f"remove: {self.pm.command('remove', name=self.package)}", code == 0, _tail(out))
         _, links = self.sh(f"ls -A {SERVICE_DIR}")
         procs = self.qmail_processes()
         self.result("remove: services unlinked and stopped, no qmail process left",
@@ -246,8 +290,12 @@ class Lifecycle:
         _, left = self.sh(f"test -d {self.prefix}/queue && ls /home/{TEST_USER}/Maildir/new | wc -l")
         self.result("remove: queue and Maildirs kept", left.strip() == mail_before.strip(),
                     f"{left.strip() or 'no queue'} messages in Maildir (had {mail_before.strip()})")
-        code, out = self.sh(f"dpkg -P {self.package} 2>&1")
-        self.result("purge: dpkg -P", code == 0, _tail(out))
+        if self.pm.purge is None:
+            self.result("purge: none in this format", True,
+                        f"{self.pm.name} has no purge: the removal kept the configuration the scripts made, as it should")
+            return
+        code, out = self.pm_command("purge", name=self.package)
+        self.result(f"purge: {self.pm.command('purge', name=self.package)}", code == 0, _tail(out))
         _, me = self.sh(f"test -e {self.prefix}/control/me && echo present || echo gone")
         _, kept = self.sh(f"test -d {self.prefix}/queue && echo queue; ls /home/{TEST_USER}/Maildir/new | wc -l; getent passwd qmailq >/dev/null && echo accounts")
         self.result("purge: generated configuration removed; queue, mail and accounts kept",
@@ -255,14 +303,49 @@ class Lifecycle:
                     f"control/me {me.strip()}; kept: {' '.join(kept.split())}")
 
     def reinstall(self, artifact: BuiltPackage) -> None:
-        code, out = self.dpkg_install(artifact)
-        if not self.result("reinstall over leftover state: dpkg -i", code == 0, _tail(out)):
+        code, out = self.pm_install(artifact)
+        if not self.result(f"reinstall over leftover state: {self.pm.name}", code == 0, _tail(out)):
             return
         up, status = self.wait_up("qmail-send")
         subject = f"verify-reinstall-{int(time.time())}"
         code, out = self.inject([subject])
         ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, _tail(out))
         self.result("reinstall: qmail-send up and delivering", up and ok, f"{status}; {evidence}")
+        self.all_up("reinstall")
+        self.smtp("reinstall", f"verify-smtp-reinstall-{int(time.time())}")
+
+
+VERIFY_HOST = "verify.example.org"
+
+
+def smtp_script(subject: str, local: str, foreign: str) -> str:
+    """A shell SMTP client for tcpclient (ucspi-tcp): reads the server on fd 6,
+    writes on fd 7, prints the conversation as C:/S: lines."""
+    dialogue = f"""
+r() {{ IFS= read -r line <&6 || line="(connection closed)"; printf 'S: %s\\n' "$(printf '%s' "$line" | tr -d '\\r')"; }}
+w() {{ printf '%s\\r\\n' "$1" >&7; printf 'C: %s\\n' "$1"; }}
+r
+w 'HELO client.verify.test'; r
+w 'MAIL FROM:<sender@client.verify.test>'; r
+w 'RCPT TO:<{local}>'; r
+w 'RCPT TO:<{foreign}>'; r
+w 'DATA'; r
+printf 'Subject: {subject}\\r\\n\\r\\nsent by qmail-pkg verify over SMTP\\r\\n.\\r\\n' >&7; printf 'C: (message)\\n'; r
+w 'QUIT'; r
+"""
+    return f"tcpclient -RHl0 127.0.0.1 25 sh -c {shlex.quote(dialogue)} 2>&1"
+
+
+SMTP_EXPECTED = ("220", "250", "250", "250", "553", "354", "250", "221")
+
+
+def smtp_transcript_ok(transcript: str) -> tuple[bool, str]:
+    """The server said 220, accepted HELO, MAIL and the local RCPT, refused the
+    foreign RCPT (553: not an open relay), took the message and said goodbye."""
+    replies = [line[3:] for line in transcript.splitlines() if line.startswith("S: ")]
+    codes = tuple(reply[:3] for reply in replies)
+    summary = " | ".join(replies) or transcript.strip()[-200:] or "no reply"
+    return codes == SMTP_EXPECTED, summary
 
 
 def _tail(text: str, lines: int = 2) -> str:
@@ -360,25 +443,27 @@ def run_verify(
     messages: int = 200,
     stream: TextIO | None = None,
 ) -> Report:
-    if target.family != "debian":
-        raise VerifyError(f"{target.name}: lifecycle verification exists for Debian targets only so far")
+    if target.builder != "docker":
+        raise VerifyError(
+            f"{target.name}: lifecycle verification runs in containers; {target.builder} targets are verified on their "
+            "own hosts (FreeBSD: the .pkg read-back checks run everywhere, `qmail-pkg lint`)")
     for path in [*artifacts, *([previous] if previous else [])]:
         if not path.exists():
             raise VerifyError(f"{path}: no such artifact")
     current = BuiltPackage(artifacts[-1], find_record(artifacts[-1]))
     old_path = previous or (artifacts[0] if len(artifacts) > 1 else artifacts[-1])
     old = BuiltPackage(old_path, find_record(old_path))
-    spec = image_spec(target, "verify")
-    ensure_image(spec)
+    environment = prepare_environment(target, "verify")
     report = Report(target.name)
     emit = _printer(stream)
-    sandbox = DockerSandbox(
-        spec.reference,
+    sandbox = open_sandbox(
+        target,
+        environment.reference,
         role="verify",
         labels={"qmail-pkg.target": target.name},
         command=["sh", "-c", f"mkdir -p {SERVICE_DIR} && exec svscan {SERVICE_DIR}"],
         cap_add=["SYS_PTRACE"],  # strace for the syncdir proof; verification containers only
-        hostname="verify.example.org",
+        hostname=VERIFY_HOST,
     )
     with sandbox:
         life = Lifecycle(recipe, target, sandbox, report, emit)

@@ -1,0 +1,78 @@
+"""What every packager receives and returns, and the interface it implements."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from ..recipe.model import PackageMeta
+from ..staged import Entry, StagedTree
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    """One package to write, format-neutral except for `options` (the
+    packager's own recipe section) and `library_depends` (found in the
+    binaries by the family's tools, already in this format's syntax)."""
+
+    meta: PackageMeta
+    revision: int  # packaging revision (recipe's, or --revision)
+    version_suffix: str  # the family's per-release suffix: "+deb12", ".el9", ""
+    architecture: str  # the recipe's (Debian) spelling; packagers translate
+    release: str  # the target's distribution release ("12", "9", "14")
+    description: str  # final text, including any "unofficial build" notice
+    tree: StagedTree
+    shipped: tuple[Entry, ...]  # what the package carries (state excluded)
+    conffiles: tuple[str, ...]  # paths of shipped files that are configuration
+    scripts: tuple[tuple[str, str], ...]  # (script name of this format's set, text)
+    source_date_epoch: int
+    options: Any = None  # the packager's options dataclass
+    library_depends: tuple[str, ...] = ()
+    test_only: bool = False  # built for the project's tests on a foreign userland
+    install_prefix: str = ""  # the recipe's layout.prefix (pkg's manifest names it)
+    # Folders in `shipped` that belong to the system (/usr, /var...): dpkg
+    # counts references to folders, rpm and pkg must not claim them.
+    shared_dirs: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()  # the accounts the package's files belong to
+    groups: tuple[str, ...] = ()
+
+
+def own_entries(spec: PackageSpec) -> tuple[Entry, ...]:
+    """What the package carries without the system's folders."""
+    shared = set(spec.shared_dirs)
+    return tuple(entry for entry in spec.shipped if entry.path not in shared)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    format: str
+    sha256: str
+    size: int
+    version: str = ""  # the package version as its format writes it
+
+    @classmethod
+    def of(cls, path: Path, fmt: str, version: str = "") -> "Artifact":
+        return cls(path, fmt, hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_size, version)
+
+
+class Packager(Protocol):
+    format: ClassVar[str]  # deb | rpm | pkg
+    family: ClassVar[str]  # the platform family whose systems install it
+    script_set: ClassVar[str]  # templates/<script_set>/ holds its entry scripts
+    script_names: ClassVar[tuple[str, ...]]  # the entry scripts rendered for it
+    options_key: ClassVar[str]  # the recipe's top-level key for its options
+    options_schema: ClassVar[dict[str, Any]]  # JSON schema of that mapping
+
+    def options(self, raw: dict[str, Any]) -> Any:
+        """The options dataclass from the (validated) recipe mapping."""
+
+    def version(self, spec: PackageSpec) -> str:
+        """The full version as this format spells it."""
+
+    def file_name(self, spec: PackageSpec) -> str: ...
+
+    def build(self, spec: PackageSpec, out_dir: Path, workdir: Path) -> Artifact:
+        """Write the artifact into out_dir (a private temporary folder); return it."""

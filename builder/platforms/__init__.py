@@ -1,0 +1,32 @@
+"""One class per operating-system family, behind one interface (as mkosi
+has one per distribution). A Platform knows what differs between families:
+how its images are made, how accounts are created in a build sandbox, the
+shell library its maintainer scripts call into, where those scripts keep
+their bookkeeping, how it spells architectures and versions, and the
+package-manager verbs that verification needs.
+
+Nothing outside this package branches on a family name: stages ask
+`platform_for(family)` and call the interface. Adding a family is adding a
+module and one line in PLATFORMS.
+"""
+
+from __future__ import annotations
+
+from .base import PackageManager, Platform
+from .debian import DebianPlatform
+from .freebsd import FreeBSDPlatform
+from .rhel import RhelPlatform
+
+PLATFORMS: dict[str, Platform] = {
+    platform.family: platform for platform in (DebianPlatform(), RhelPlatform(), FreeBSDPlatform())
+}
+
+
+def platform_for(family: str) -> Platform:
+    try:
+        return PLATFORMS[family]
+    except KeyError:
+        raise ValueError(f"no platform for family {family!r} (known: {', '.join(sorted(PLATFORMS))})") from None
+
+
+__all__ = ["PLATFORMS", "PackageManager", "Platform", "platform_for"]

@@ -1,0 +1,103 @@
+"""The interface every family implements, with the Linux defaults most share."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from ..errors import SandboxError
+
+if TYPE_CHECKING:  # only for annotations: platforms sit below the stages that use them
+    from ..recipe.model import Accounts, Target
+    from ..sandbox.images import ImageSpec
+
+Steps = list[tuple[str, tuple[str, ...]]]  # (title, argv) run in the build sandbox
+
+
+@dataclass(frozen=True)
+class PackageManager:
+    """The package-manager verbs verification needs, as shell command
+    templates; {path} and {name} are filled in shell-quoted."""
+
+    name: str  # dpkg, rpm, pkg
+    install: str  # a package file on a system without it
+    upgrade: str  # a newer package file over the installed one
+    remove: str  # keep configuration
+    purge: str | None  # also configuration; None where the format has no purge
+    verify: str  # prints nothing when the installed files are as shipped
+    version: str  # prints the installed version
+    installed: str  # exit 0 when the package is installed
+    prepare: str | None = None  # run once in a fresh system before the first install
+
+    def command(self, verb: str, *, path: str = "", name: str = "") -> str:
+        template = getattr(self, verb)
+        if template is None:
+            raise ValueError(f"{self.name} has no {verb}")
+        return template.format(path=shlex.quote(path), name=shlex.quote(name))
+
+
+class Platform:
+    family: ClassVar[str]
+    script_platform: ClassVar[str]  # templates/common/platform-<name>.sh.j2
+    package_manager: ClassVar[PackageManager]
+    # Name of group id 0 in packages of this family (the staged tree says "root").
+    root_group: ClassVar[str] = "root"
+    # The maintainer scripts keep their bookkeeping in <bookkeeping_root>/<package>.
+    bookkeeping_root: ClassVar[str] = "/var/lib"
+    # Debian's architecture names (the recipe's spelling) -> this family's.
+    arch_names: ClassVar[dict[str, str]] = {}
+    # The sandbox backend that builds on this userland.
+    default_builder: ClassVar[str] = "docker"
+    # Where packages put their documentation (copyright...).
+    doc_root: ClassVar[str] = "/usr/share/doc"
+    # Whether the package ships /usr/sbin/sendmail and /usr/lib/sendmail as
+    # links to qmail's; else the scripts deal with the system's own mechanism.
+    ships_sendmail_links: ClassVar[bool] = True
+
+    def arch(self, arch: str) -> str:
+        return self.arch_names.get(arch, arch)
+
+    def package_manager_on(self, userland: str) -> PackageManager:
+        """The package manager's verbs on a system of the given userland
+        (test targets install packages on a foreign one)."""
+        return self.package_manager
+
+    def version_suffix(self, target: "Target") -> str:
+        """Appended to the package revision so that builds for different
+        releases of the family never share a version (and sort upward)."""
+        return ""
+
+    def state_dir(self, package: str) -> str:
+        return f"{self.bookkeeping_root}/{package}"
+
+    def account_steps(self, accounts: "Accounts") -> Steps:
+        """Commands that create the accounts in a build sandbox of this
+        userland (shadow-utils on Linux)."""
+        steps: Steps = []
+        for group in accounts.groups:
+            steps.append((f"create group {group.name} ({group.gid})", ("groupadd", "-g", str(group.gid), group.name)))
+        for user in accounts.users:
+            argv = ("useradd", "-r", "-M", "-u", str(user.uid), "-g", user.group, "-d", user.home, "-s", user.shell, user.name)
+            steps.append((f"create user {user.name} ({user.uid})", argv))
+        return steps
+
+    def finish_steps(self, roots: tuple[str, ...]) -> Steps:
+        """Commands run in the build sandbox after the recipe's steps."""
+        return []
+
+    def dependency_probe(self, roots: tuple[str, ...]) -> tuple[str, ...] | None:
+        """A command for the build sandbox that prints the libraries the
+        binaries below roots need, for parse_dependencies; None: no probe."""
+        return None
+
+    def parse_dependencies(self, output: list[str]) -> tuple[str, ...]:
+        """The probe's output as relations in this family's format."""
+        return ()
+
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
+        raise SandboxError(
+            f"image {spec.reference} is missing, and {self.family} images cannot be made on this host; "
+            f"make it from containers/{spec.family}/ where that is possible"
+        )

@@ -1,0 +1,142 @@
+"""Debian: images bootstrapped with mmdebstrap from the host's own apt
+mirror (no registry needed), dpkg as the package manager, `+debN` version
+suffixes, versioned library dependencies from dpkg-shlibdeps."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import SandboxError
+from .base import PackageManager, Platform, Steps
+from .gnu import strip_steps
+
+if TYPE_CHECKING:
+    from ..recipe.model import Target
+    from ..sandbox.images import ImageSpec
+
+MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
+APT_DIR = Path("/etc/apt")
+
+class DebianPlatform(Platform):
+    family = "debian"
+    script_platform = "linux"
+    package_manager = PackageManager(
+        name="dpkg",
+        # as apt runs dpkg from a script: debconf asks nothing, takes answers given before
+        install="DEBIAN_FRONTEND=noninteractive dpkg -i {path}",
+        upgrade="DEBIAN_FRONTEND=noninteractive dpkg -i {path}",
+        remove="DEBIAN_FRONTEND=noninteractive dpkg -r {name}",
+        purge="DEBIAN_FRONTEND=noninteractive dpkg -P {name}",
+        verify="dpkg --verify {name}",
+        version="dpkg-query -W -f '${{Version}}' {name}",
+        installed="dpkg-query -W -f '${{Status}}' {name} 2>/dev/null | grep -q 'install ok installed'",
+    )
+
+    def version_suffix(self, target: "Target") -> str:
+        # 1.03-1+deb11 < 1.03-1+deb12 < 1.03-1+deb13: a dist-upgrade takes the newer build.
+        return f"+deb{target.release}"
+
+    def finish_steps(self, roots: tuple[str, ...]) -> Steps:
+        return strip_steps(roots)
+
+    def dependency_probe(self, roots: tuple[str, ...]) -> tuple[str, ...]:
+        return ("sh", "-eu", "-c", PROBE_SCRIPT, "shlibdeps", *roots)
+
+    def parse_dependencies(self, output: list[str]) -> tuple[str, ...]:
+        relations: list[str] = []
+        for line in output:
+            if line.startswith("shlibs:Depends="):
+                for relation in line.split("=", 1)[1].split(","):
+                    relation = relation.strip()
+                    if relation and relation not in relations:
+                        relations.append(relation)
+        return tuple(relations)
+
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
+        bootstrap_with_mmdebstrap(spec, log)
+
+
+PROBE_SCRIPT = r"""
+work=$(mktemp -d)
+mkdir "$work/debian"
+printf 'Source: probe\n\nPackage: probe\nArchitecture: any\n' >"$work/debian/control"
+list="$work/elves"
+: >"$list"
+find "$@" -type f -exec sh -c '
+for f; do
+    [ "$(od -An -N4 -tx1 "$f" | tr -d " ")" = 7f454c46 ] && printf "%s\n" "$f"
+done; :' sh {} + >"$list"
+if [ -s "$list" ]; then
+    cd "$work"
+    # one call for all binaries: dpkg-shlibdeps merges their needs
+    tr '\n' '\0' <"$list" | xargs -0 dpkg-shlibdeps -O 2>&1 | grep -v 'should already be installed in their package' || true
+fi
+rm -rf "$work"
+"""
+
+
+def host_debian_mirror() -> str:
+    """The first Debian archive URI in the host's apt configuration (or $QMAIL_PKG_DEBIAN_MIRROR)."""
+    if os.environ.get(MIRROR_ENV):
+        return os.environ[MIRROR_ENV]
+    candidates: list[str] = []
+    apt = APT_DIR
+    for sources in sorted(apt.glob("sources.list.d/*.sources")):
+        for match in re.finditer(r"^URIs:\s*(.+)$", sources.read_text(), re.M):
+            candidates.extend(match.group(1).split())
+    for listing in [apt / "sources.list", *sorted(apt.glob("sources.list.d/*.list"))]:
+        if listing.exists():
+            for line in listing.read_text().splitlines():
+                fields = re.sub(r"\[[^]]*\]", "", line).split()
+                if len(fields) >= 3 and fields[0] == "deb":
+                    candidates.append(fields[1])
+    for uri in candidates:
+        if "security" not in uri and uri.rstrip("/").endswith("/debian"):
+            return uri
+    raise SandboxError(f"no Debian mirror found in /etc/apt; set {MIRROR_ENV} to a Debian archive URL")
+
+
+def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None]) -> None:
+    """A Debian userland from the host's mirror, `docker import`ed with the
+    label that records its definition (no registry involved)."""
+    from ..sandbox.docker import client
+    from ..sandbox.images import DEFINITION_LABEL
+
+    if not shutil.which("mmdebstrap"):
+        raise SandboxError("image bootstrap needs mmdebstrap (apt-get install mmdebstrap)")
+    if not spec.suite:
+        raise SandboxError(f"{spec.reference}: the target names no Debian suite to bootstrap")
+    mirror = host_debian_mirror()
+    repository, _, tag = spec.reference.rpartition(":")
+    with tempfile.TemporaryDirectory(prefix="qmail-pkg-image-") as tmp:
+        rootfs = Path(tmp) / "rootfs.tar"
+        command = [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--quiet",
+            f"--include={','.join(spec.packages)}",
+            # Keep images small and free of apt lists that would go stale.
+            "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
+            spec.suite,
+            str(rootfs),
+            mirror,
+        ]
+        log(f"bootstrapping {spec.reference} ({spec.suite}, {len(spec.packages)} packages) from {mirror}")
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise SandboxError(f"mmdebstrap {spec.suite} failed: {' | '.join(tail)}")
+        changes = [
+            f"LABEL {DEFINITION_LABEL}={spec.definition_hash}",
+            "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            'CMD ["/bin/sh"]',
+        ]
+        client().api.import_image_from_file(str(rootfs), repository=repository, tag=tag or "latest", changes=changes)
+        log(f"imported {spec.reference}")

@@ -1,0 +1,72 @@
+"""FreeBSD: builds in jails, pkg(8) as the package manager, accounts with
+pw(8), bookkeeping in /var/db, group 0 named wheel. FreeBSD reserves the
+qmail ids (users 81-87, groups 81 qnofiles and 82 qmail)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..errors import SandboxError
+from .base import PackageManager, Platform, Steps
+
+if TYPE_CHECKING:
+    from ..recipe.model import Accounts
+    from ..sandbox.images import ImageSpec
+
+# FreeBSD's stat(1) spells -c as -f, with %Lp for the permission bits.
+STRIP_SCRIPT = r"""
+find "$@" -type f -exec sh -c '
+for f; do
+    [ "$(od -An -N4 -tx1 "$f" | tr -d " ")" = 7f454c46 ] || continue
+    mode=$(stat -f %Lp "$f")
+    owner=$(stat -f %u:%g "$f")
+    strip --strip-unneeded "$f"
+    chown "$owner" "$f"
+    chmod "$mode" "$f"
+done' sh {} +
+"""
+
+JAIL_BASE_ENV = "QMAIL_PKG_JAIL_BASE"
+
+
+class FreeBSDPlatform(Platform):
+    family = "freebsd"
+    script_platform = "freebsd"
+    root_group = "wheel"
+    bookkeeping_root = "/var/db"
+    default_builder = "jail"
+    doc_root = "/usr/local/share/doc"
+    # /usr/sbin/sendmail is mailwrapper(8), configured in /etc/mail/mailer.conf.
+    ships_sendmail_links = False
+    arch_names = {"amd64": "amd64", "arm64": "aarch64", "i386": "i386"}
+    package_manager = PackageManager(
+        name="pkg",
+        install="pkg add {path}",
+        upgrade="pkg add -f {path}",
+        remove="pkg delete -y {name}",
+        purge=None,  # pkg delete keeps what the scripts made, like a Debian remove
+        verify="pkg check -s {name}",
+        version="pkg query %v {name}",
+        installed="pkg info -e {name}",
+    )
+
+    def account_steps(self, accounts: "Accounts") -> Steps:
+        steps: Steps = []
+        for group in accounts.groups:
+            steps.append((f"create group {group.name} ({group.gid})",
+                          ("pw", "groupadd", "-n", group.name, "-g", str(group.gid))))
+        for user in accounts.users:
+            argv = ("pw", "useradd", "-n", user.name, "-u", str(user.uid), "-g", user.group,
+                    "-d", user.home, "-s", user.shell)
+            steps.append((f"create user {user.name} ({user.uid})", argv))
+        return steps
+
+    def finish_steps(self, roots: tuple[str, ...]) -> Steps:
+        return [("strip binaries (owners and modes kept)", ("sh", "-eu", "-c", STRIP_SCRIPT, "strip", *roots))]
+
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
+        raise SandboxError(
+            f"{spec.reference}: FreeBSD targets build in jails made from a base release tree, not in images; "
+            f"set {JAIL_BASE_ENV} to a folder holding extracted base releases (e.g. .../14.1-RELEASE) on a FreeBSD host"
+        )

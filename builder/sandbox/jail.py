@@ -1,0 +1,247 @@
+"""Jail backend: one throwaway FreeBSD jail per sandbox, networking off.
+
+The target's `image` names a base release tree (e.g. `14.1-RELEASE`) below
+the folder in $QMAIL_PKG_JAIL_BASE (extracted base.txz, the same trees
+poudriere and bastille use). Each sandbox gets a fresh copy of it (a ZFS
+clone when $QMAIL_PKG_JAIL_ZFS names the dataset holding the releases, else
+a tar copy), is started with `jail -c` without any address, and is driven
+through `jexec`; it is removed with `jail -r` and its tree deleted.
+
+Files go in and out as tar streams through a tar running *inside* the jail,
+so links in the jail resolve inside the jail; the host never walks the jail's
+tree except to delete it (rm does not follow links). The same step runner
+drives this backend and Docker: only "how to run a command inside" differs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from ..archive import Limits
+from ..errors import SandboxError
+from ..staged import StreamReader
+from . import OutputSink
+from .docker import tar_of_file, tar_of_tree
+
+JAIL_BASE_ENV = "QMAIL_PKG_JAIL_BASE"
+JAIL_ZFS_ENV = "QMAIL_PKG_JAIL_ZFS"
+JAIL_WORK_ENV = "QMAIL_PKG_JAIL_WORK"
+_CHUNK = 1 << 16
+
+Runner = Callable[..., subprocess.CompletedProcess]
+
+
+def _quote_env(env: Mapping[str, str]) -> list[str]:
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+class JailSandbox:
+    def __init__(
+        self,
+        image: str,
+        *,
+        role: str = "build",
+        labels: Mapping[str, str] | None = None,
+        command: Sequence[str] | None = None,
+        cap_add: Sequence[str] = (),
+        hostname: str = "build.invalid",
+        runner: Runner = subprocess.run,
+        popen: Callable[..., subprocess.Popen] = subprocess.Popen,
+        host_system: str | None = None,
+    ):
+        self.release = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]  # qmail-pkg/14.1-RELEASE -> 14.1-RELEASE
+        self.role = role
+        self.labels = dict(labels or {})
+        self.command = list(command) if command else None
+        self.hostname = hostname
+        self.name = f"qmailpkg{secrets.token_hex(6)}"
+        self.root: Path | None = None
+        self._runner = runner
+        self._popen = popen
+        self._system = host_system or platform.system()
+        self._clone: str | None = None
+        # cap_add has no jail equivalent: ptrace inside a jail follows security.bsd.* sysctls.
+        del cap_add
+
+    @staticmethod
+    def prepare(target, role: str, log) -> "Environment":
+        """The base release the jails of this target copy: checked, and named
+        by a digest of its freebsd-version (which names the patch level)."""
+        import hashlib
+
+        from . import Environment
+
+        probe = JailSandbox(target.image, role=role)
+        base = probe._base()
+        version = base / "bin" / "freebsd-version"
+        digest = hashlib.sha256(version.read_bytes()).hexdigest() if version.exists() else "unknown"
+        log(f"jail base {base} (freebsd-version sha256 {digest[:12]})")
+        return Environment(probe.release, f"sha256:{digest}")
+
+    # -- commands (pure: unit-tested without a FreeBSD host) ------------------
+    def create_command(self, root: Path) -> list[str]:
+        return [
+            "jail", "-c", f"name={self.name}", f"path={root}", f"host.hostname={self.hostname}",
+            "ip4=disable", "ip6=disable",  # no network at all
+            "allow.raw_sockets=0", "allow.mount=0", "children.max=0",
+            "mount.devfs", "devfs_ruleset=4", "persist",
+        ]
+
+    @staticmethod
+    def copy_command(base: Path, root: Path) -> list[str]:
+        """A fresh copy of the base release, flags and owners kept."""
+        return ["sh", "-c", 'tar -C "$1" -cf - . | tar -C "$2" -xpf -', "sh", str(base), str(root)]
+
+    def exec_command(self, argv: Sequence[str], env: Mapping[str, str] | None, workdir: str, user: str) -> list[str]:
+        # env -i: nothing of the host's environment leaks in; cd through sh so
+        # a missing folder is an error of the step, not of jexec.
+        inner = ["env", "-i", *_quote_env(env or {}), "sh", "-c", 'cd "$1" && shift && exec "$@"', "sh", workdir, *argv]
+        user_args = [] if user == "root" else ["-U", user]
+        return ["jexec", *user_args, self.name, *inner]
+
+    def remove_commands(self, root: Path) -> list[list[str]]:
+        commands = [["jail", "-r", self.name], ["umount", "-f", str(root / "dev")]]
+        if self._clone:
+            commands.append(["zfs", "destroy", "-r", self._clone])
+        else:
+            # base releases carry schg flags; rm -r never follows a link
+            commands += [["chflags", "-R", "noschg", str(root)], ["rm", "-rf", str(root)]]
+        return commands
+
+    # -- lifecycle -------------------------------------------------------
+    def _base(self) -> Path:
+        if self._system != "FreeBSD":
+            raise SandboxError(
+                f"jails need a FreeBSD host (this is {self._system}); build FreeBSD targets there, "
+                "or use the test-only targets that package on a Debian userland"
+            )
+        if not os.environ.get(JAIL_BASE_ENV):
+            raise SandboxError(f"set {JAIL_BASE_ENV} to the folder holding extracted base releases (e.g. {self.release}/)")
+        base = Path(os.environ[JAIL_BASE_ENV]) / self.release
+        if not (base / "bin" / "sh").exists():
+            raise SandboxError(f"{base} is not an extracted FreeBSD base release (no bin/sh)")
+        return base
+
+    def _check(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        result = self._runner(argv, capture_output=True, text=True, **kwargs)
+        if result.returncode != 0:
+            raise SandboxError(f"{' '.join(argv[:3])} failed: {(result.stderr or result.stdout).strip()[:300]}")
+        return result
+
+    def start(self) -> None:
+        base = self._base()
+        work = Path(os.environ.get(JAIL_WORK_ENV) or tempfile.gettempdir())
+        root = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=work))
+        self.root = root
+        dataset = os.environ.get(JAIL_ZFS_ENV)
+        if dataset:
+            self._clone = f"{dataset}/{self.name}"
+            self._check(["zfs", "snapshot", f"{dataset}/{self.release}@{self.name}"])
+            self._check(["zfs", "clone", "-o", f"mountpoint={root}", f"{dataset}/{self.release}@{self.name}", self._clone])
+        else:
+            self._check(self.copy_command(base, root))
+        self._check(self.create_command(root))
+        if self.command:
+            # the verification role keeps svscan running: daemon(8) detaches it
+            self._check(["jexec", self.name, "daemon", "-f", *self.command])
+
+    def destroy(self) -> None:
+        if self.root is None:
+            return
+        root, self.root = self.root, None
+        for argv in self.remove_commands(root):
+            self._runner(argv, capture_output=True, text=True)
+
+    def __enter__(self) -> "JailSandbox":
+        try:
+            self.start()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
+
+    def _require(self) -> Path:
+        if self.root is None:
+            raise SandboxError("sandbox used before start() or after destroy()")
+        return self.root
+
+    # -- processes -------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str = "/",
+        on_output: OutputSink | None = None,
+        user: str = "root",
+        stdin: bytes | None = None,
+    ) -> int:
+        self._require()
+        process = self._popen(self.exec_command(argv, env, workdir, user), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if stdin is not None:
+            process.stdin.write(stdin)
+        process.stdin.close()
+        for raw in process.stdout:
+            if on_output:
+                on_output(raw.decode("utf-8", "replace").rstrip("\n"))
+        return process.wait()
+
+    def output(self, argv: Sequence[str], **kwargs) -> tuple[int, str]:
+        lines: list[str] = []
+        code = self.run(argv, on_output=lines.append, **kwargs)
+        return code, "\n".join(lines)
+
+    # -- files -----------------------------------------------------------
+    def put_tree(self, host_dir: Path, dest: str) -> None:
+        self._put(tar_of_tree(host_dir), dest)
+
+    def put_file(self, content: bytes, dest: str, mode: int = 0o644) -> None:
+        folder, _, name = dest.rpartition("/")
+        self._put(tar_of_file(name, content, mode), folder or "/")
+
+    def _put(self, archive: bytes, dest: str) -> None:
+        code, out = self.output(["sh", "-c", 'mkdir -p "$1" && tar -xpf - -C "$1"', "sh", dest], stdin=archive)
+        if code != 0:
+            raise SandboxError(f"copying into the jail at {dest} failed: {out.strip()[:300]}")
+
+    @contextmanager
+    def open_tar(self, path: str) -> Iterator[BinaryIO]:
+        self._require()
+        parent, _, name = path.rstrip("/").rpartition("/")
+        argv = self.exec_command(["tar", "-cf", "-", "-C", parent or "/", name], None, "/", "root")
+        process = self._popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        limits = Limits.from_environment()
+        bound = limits.max_bytes + limits.max_members * 1536 + (1 << 20)
+        chunks = iter(lambda: process.stdout.read(_CHUNK), b"")
+        reader = io.BufferedReader(StreamReader(chunks, bound, f"tar stream of {path}"), _CHUNK)
+        try:
+            yield reader  # a failed tar shows as a cut stream, which the reader refuses
+        finally:
+            reader.close()
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def jail_tools_available() -> str | None:
+    """None when this host can run jails, else why not."""
+    if platform.system() != "FreeBSD":
+        return f"jails need a FreeBSD host (this is {platform.system()})"
+    for tool in ("jail", "jexec"):
+        if not shutil.which(tool):
+            return f"{tool} is not on the PATH"
+    return None
