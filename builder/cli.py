@@ -111,36 +111,35 @@ def _build_options(args):
         sources_dir=Path(args.sources).resolve() if args.sources else default_cache_dir(),
         overrides=tuple(args.source or ()),
         revision=args.revision,
-        jobs=args.jobs,
+        jobs=args.make_jobs,
         quiet=args.json,
+        use_cache=not args.no_cache,
     )
 
 
 def cmd_build(args) -> int:
-    from .pipeline import build_target
+    from .matrix import Matrix
 
     recipe = _load(args.recipe)
-    options = _build_options(args)
-    results = [build_target(recipe, target, options) for target in _targets(recipe, args.target, args.all)]
+    targets = _targets(recipe, args.target, args.all)
+    jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
+    matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable)
+    outcomes = matrix.run()
     if args.json:
-        summary = [
-            {
-                "target": r.target,
-                "artifacts": [
-                    {"path": str(a.path), "format": a.format, "sha256": a.sha256, "size": a.size} for a in r.artifacts
-                ],
-                "record": str(r.record_path),
-                "log": str(r.log_path),
-                "durations": r.durations,
-            }
-            for r in results
-        ]
-        print(json.dumps(summary, indent=1))
+        print(json.dumps([outcome.as_dict() for outcome in outcomes], indent=1))
     else:
-        for result in results:
-            for artifact in result.artifacts:
-                print(f"{artifact.path}  sha256={artifact.sha256}  {artifact.size} bytes")
-    return 0
+        for outcome in outcomes:
+            if outcome.result is not None:
+                for artifact in outcome.result.artifacts:
+                    print(f"{artifact.path}  sha256={artifact.sha256}  {artifact.size} bytes"
+                          + ("  (cached)" if outcome.status == "cached" else ""))
+    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+    for outcome in outcomes:
+        if len(outcomes) == 1 and outcome.status == "failed":
+            print(f"qmail-pkg: error: {outcome.reason}", file=sys.stderr)
+        elif outcome.status in ("failed", "skipped"):
+            print(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_images(args) -> int:
@@ -231,9 +230,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="development override: use a local tarball or directory (marks the build unofficial)")
     p.add_argument("--revision", type=_whole_number(1, MAX_REVISION),
                    help="package revision instead of the recipe's release")
-    p.add_argument("--jobs", type=_whole_number(1, 1024),
-                   help="parallel make jobs (default: target's, else CPUs)")
+    p.add_argument("--jobs", "-j", type=_whole_number(1, 64), metavar="N",
+                   help="targets built at once (default: as many as cores, at most the targets)")
+    p.add_argument("--make-jobs", type=_whole_number(1, 1024), metavar="N",
+                   help="parallel make jobs inside each build (default: the target's, else CPUs)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.add_argument("--no-cache", action="store_true", help="build even when the build cache holds the result")
+    p.add_argument("--skip-unavailable", action="store_true",
+                   help="report targets whose image or jail this host cannot have as skipped, not failed")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("images", help="make sure the base images exist (bootstrap them if not)")

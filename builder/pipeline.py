@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
+from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest
 from .errors import BuildError, SourceError
 from .package import Artifact, Packager, PackageSpec, packager_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
@@ -36,6 +37,9 @@ class BuildOptions:
     jobs: int | None = None
     log_dir: Path | None = None
     quiet: bool = False
+    use_cache: bool = True
+    cache_dir: Path | None = None  # default: $QMAIL_PKG_CACHE, else the XDG cache
+    run_id: str = ""  # labels this run's sandboxes (the matrix removes them on interrupt)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class BuildResult:
     record_path: Path
     log_path: Path
     durations: dict[str, float] = field(default_factory=dict)
+    cached: bool = False
 
 
 def _prepare_sources(recipe: Recipe, options: BuildOptions, workdir: Path) -> tuple[PreparedSource, ...]:
@@ -68,11 +73,11 @@ class BuildOutput:
     library_depends: tuple[str, ...]
 
 
-def _run_build(plan: Plan, progress: Progress, workdir: Path) -> BuildOutput:
+def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Environment, run_id: str) -> BuildOutput:
     target = plan.target
-    progress.stage(f"environment {target.image}")
-    environment = prepare_environment(target, "build", progress.line)
     labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name}
+    if run_id:
+        labels["qmail-pkg.run"] = run_id
     layout = plan.recipe.layout
     roots = (layout.prefix, *layout.harvest)
     with open_sandbox(target, environment.reference, role="build", labels=labels) as sandbox:
@@ -191,7 +196,8 @@ def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Pac
     )
 
 
-def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], durations: dict[str, float], tree: StagedTree) -> dict:
+def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], durations: dict[str, float], tree: StagedTree,
+            key: str) -> dict:
     target = plan.target
     return {
         "tool": f"qmail-pkg {__version__}",
@@ -217,7 +223,7 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         "library_depends": list(output.library_depends),
         "steps": [step.title for step in plan.steps],
         "source_date_epoch": plan.source_date_epoch,
-        "cache_key": plan.cache_key,
+        "cache_key": key,
         "durations": durations,
         "artifacts": [
             {"file": a.path.name, "format": a.format, "version": a.version, "sha256": a.sha256, "size": a.size}
@@ -238,6 +244,32 @@ def _output_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _place(options: BuildOptions, target: Target, files: list[Path]) -> list[Path]:
+    """Move finished files from the private folder into dist/<target>/."""
+    final_dir = options.out_dir / target.name
+    placed = []
+    # Two builds of one target may finish at once: the artifacts and their
+    # record are placed together, never interleaved.
+    with _output_lock(options.out_dir):
+        final_dir.mkdir(parents=True, exist_ok=True)
+        for path in files:
+            destination = final_dir / path.name
+            os.replace(path, destination)
+            placed.append(destination)
+    return placed
+
+
+def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path]:
+    """The cached artifacts and record, copied into the private folder."""
+    for name in entry.files:
+        shutil.copyfile(entry.folder / name, staging / name)
+    record_name = next(name for name in entry.files if name.endswith(".build.json"))
+    record = json.loads((staging / record_name).read_text())
+    artifacts = [Artifact(staging / row["file"], row["format"], row["sha256"], row["size"], row.get("version", ""))
+                 for row in record["artifacts"]]
+    return artifacts, staging / record_name
+
+
 def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> BuildResult:
     log_dir = options.log_dir or options.out_dir / "logs"
     log_path = log_dir / f"{target.name}.log"
@@ -252,38 +284,48 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         progress.stage("sources")
         sources = _prepare_sources(recipe, options, workdir)
         plan = make_plan(recipe, target, sources, revision=options.revision, jobs=options.jobs)
-        output = _run_build(plan, progress, workdir)
-        model = _script_model(plan, output.tree)
-        tree = _complete_tree(output.tree, model, plan)
-        model = replace(model, shipped=tuple(
-            e.path for e in tree.entries
-            if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))
-        artifacts = []
-        for fmt in target.formats:
-            packager = packager_for(fmt)
-            progress.stage(f"package {fmt}")
-            spec = package_spec(plan, tree, model, packager, output.library_depends)
-            fmt_work = workdir / f"pkg-{fmt}"
-            fmt_work.mkdir()
-            artifacts.append(packager.build(spec, staging, fmt_work))
-        progress.stage("write build record")
-        record = _record(plan, output, artifacts, dict(progress.durations), tree)
-        record_name = f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}.build.json"
-        (staging / record_name).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-        final_dir = options.out_dir / target.name
-        placed = []
-        # Two builds of one target may finish at once: the artifacts and
-        # their record are placed together, never interleaved.
-        with _output_lock(options.out_dir):
-            final_dir.mkdir(parents=True, exist_ok=True)
-            for artifact in artifacts:
-                destination = final_dir / artifact.path.name
-                os.replace(artifact.path, destination)
-                placed.append(replace(artifact, path=destination))
-            os.replace(staging / record_name, final_dir / record_name)
-        outcome = "ok: " + ", ".join(a.path.name for a in placed)
-        return BuildResult(target.name, tuple(placed), final_dir / record_name, log_path, dict(progress.durations))
+        progress.stage(f"environment {target.image}")
+        environment = prepare_environment(target, "build", progress.line)
+        key = plan.cache_key(environment.identity, tool_digest())
+        cache = BuildCache(options.cache_dir or default_cache_dir())
+        entry = cache.get(key) if options.use_cache else None
+        if entry is not None:
+            progress.stage(f"cached build {key[:16]}")
+            artifacts, record_path = _from_cache(entry, staging)
+            cached = True
+        else:
+            artifacts, record_path = _build_and_package(plan, environment, key, options, progress, staging, workdir)
+            cache.put(key, [a.path for a in artifacts] + [record_path])
+            cached = False
+        placed = _place(options, target, [a.path for a in artifacts] + [record_path])
+        final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed)]
+        outcome = ("ok (cached): " if cached else "ok: ") + ", ".join(a.path.name for a in final)
+        return BuildResult(target.name, tuple(final), placed[-1], log_path, dict(progress.durations), cached)
     finally:
         progress.close(outcome)
         shutil.rmtree(staging, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _build_and_package(plan: Plan, environment: Environment, key: str, options: BuildOptions, progress: Progress,
+                       staging: Path, workdir: Path) -> tuple[list[Artifact], Path]:
+    recipe, target = plan.recipe, plan.target
+    output = _run_build(plan, progress, workdir, environment, options.run_id)
+    model = _script_model(plan, output.tree)
+    tree = _complete_tree(output.tree, model, plan)
+    model = replace(model, shipped=tuple(
+        e.path for e in tree.entries
+        if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))
+    artifacts = []
+    for fmt in target.formats:
+        packager = packager_for(fmt)
+        progress.stage(f"package {fmt}")
+        spec = package_spec(plan, tree, model, packager, output.library_depends)
+        fmt_work = workdir / f"pkg-{fmt}"
+        fmt_work.mkdir()
+        artifacts.append(packager.build(spec, staging, fmt_work))
+    progress.stage("write build record")
+    record = _record(plan, output, artifacts, dict(progress.durations), tree, key)
+    record_path = staging / f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}.build.json"
+    record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return artifacts, record_path

@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .platforms import Platform, platform_for
@@ -59,18 +59,31 @@ class Plan:
     def overridden(self) -> tuple[str, ...]:
         return tuple(source.name for source in self.sources if source.overridden)
 
-    @property
-    def cache_key(self) -> str:
-        """Everything that decides the build's output, hashed (for a future build cache)."""
+    def cache_key(self, environment: str, tool: str) -> str:
+        """Everything that decides the build's output, hashed: the target as
+        resolved (never a path on this host), the package's metadata and each
+        format's section, the sources and patches by content, the build image
+        or base release by identity, the tool itself (its code, templates and
+        the nfpm it drives, as `tool`), the revision and SOURCE_DATE_EPOCH.
+        What only changes how fast it builds (make -j) is left out."""
+        target = {key: value for key, value in asdict(self.target).items()
+                  if key not in ("position", "patches", "jobs", "name")}
+        recipe = self.recipe
         material = {
-            "target": repr(self.target),
+            "target": target,
+            "package": asdict(recipe.package),
+            "layout": asdict(recipe.layout),
+            "services": asdict(recipe.services),
+            "options": {key: repr(value) for key, value in sorted(recipe.options.items())},
             "revision": self.revision,
-            "sources": [(s.name, s.sha256) for s in self.sources],
-            "patches": [_file_sha256(p.file) for p in self.target.patches],
-            "env": self.env,
+            "sources": [(s.name, s.sha256, s.overridden) for s in self.sources],
+            "patches": [(p.file.name, p.source, p.strip, _file_sha256(p.file)) for p in self.target.patches],
+            "env": [(k, v) for k, v in self.env if k != "JOBS"],
             "epoch": self.source_date_epoch,
+            "environment": environment,
+            "tool": tool,
         }
-        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _file_sha256(path: Path) -> str:

@@ -12,6 +12,16 @@ RECIPE = ROOT / "recipes" / "qmail-syncdir.yaml"
 TARGET = "debian-12"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_build_cache(tmp_path_factory):
+    """Builds in tests never read or fill the user's build cache."""
+    import os
+
+    folder = tmp_path_factory.mktemp("build-cache")
+    os.environ["QMAIL_PKG_CACHE"] = str(folder)
+    return folder
+
+
 def docker_available() -> str | None:
     try:
         from builder.sandbox.docker import client

@@ -170,8 +170,9 @@ def test_rebuild_is_bit_identical(built, recipe, fixture_sources, tmp_path):
     from builder.pipeline import BuildOptions, build_target
 
     options = BuildOptions(out_dir=tmp_path, sources_dir=tmp_path / "cache",
-                           overrides=tuple(fixture_sources.items()), revision=1, quiet=True)
+                           overrides=tuple(fixture_sources.items()), revision=1, quiet=True, use_cache=False)
     again = build_target(recipe, recipe.target(TARGET), options)
+    assert not again.cached
     assert deb_of(again).read_bytes() == deb_of(built).read_bytes()
 
 

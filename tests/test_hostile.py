@@ -244,8 +244,9 @@ CLI_CASES = {
     "revision-zero": (["--revision", "0"], "argument --revision: must be a whole number from 1 to 999999, not '0'"),
     "revision-not-a-number": (["--revision", "1e3"], "argument --revision: must be a whole number from 1 to 999999, not '1e3'"),
     "revision-huge": (["--revision", "10" * 20], f"argument --revision: must be a whole number from 1 to 999999, not '{'10' * 20}'"),
-    "jobs-negative": (["--jobs", "-5"], "argument --jobs: must be a whole number from 1 to 1024, not '-5'"),
-    "jobs-zero": (["--jobs", "0"], "argument --jobs: must be a whole number from 1 to 1024, not '0'"),
+    "jobs-negative": (["--jobs", "-5"], "argument --jobs/-j: must be a whole number from 1 to 64, not '-5'"),
+    "jobs-zero": (["--jobs", "0"], "argument --jobs/-j: must be a whole number from 1 to 64, not '0'"),
+    "make-jobs-negative": (["--make-jobs", "-5"], "argument --make-jobs: must be a whole number from 1 to 1024, not '-5'"),
     "source-without-path": (["--source", "qmail"], "argument --source: expected NAME=PATH, got 'qmail'"),
 }
 

@@ -237,11 +237,13 @@ class DockerSandbox:
         return code, "\n".join(lines)
 
 
-def remove_leftovers() -> list[str]:
-    """Remove every container this tool labelled; return their short ids."""
+def remove_leftovers(labels: Mapping[str, str] | None = None) -> list[str]:
+    """Remove every container this tool labelled (or only those with all the
+    given labels, e.g. one run's); return their short ids."""
     engine = client()
     removed = []
-    for container in engine.containers.list(all=True, filters={"label": LABEL}):
+    wanted = [LABEL] + [f"{key}={value}" for key, value in (labels or {}).items()]
+    for container in engine.containers.list(all=True, filters={"label": wanted}):
         container.remove(force=True)
         removed.append(container.short_id)
     return removed

@@ -1,0 +1,97 @@
+"""The build cache: artifacts and their build record by cache key.
+
+The key (Plan.cache_key) is a hash of everything that can change a build's
+output, so an unchanged key needs no container at all. Entries are written
+into a temporary folder and renamed into place (readers never see half of
+one), and every file is checked against its recorded sha256 when reused: a
+damaged entry is thrown away and rebuilt, never handed out.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CACHE_ENV = "QMAIL_PKG_CACHE"
+MANIFEST = "entry.json"
+
+
+def default_cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "qmail-pkg" / "builds"
+
+
+def _sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 16):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+@functools.cache
+def tool_digest() -> str:
+    """The tool as it decides outputs: its own code, templates and schema,
+    and the nfpm binary it drives."""
+    from .package.nfpm import nfpm_binary
+
+    root = Path(__file__).resolve().parent
+    hasher = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".j2", ".json"):
+            hasher.update(f"{path.relative_to(root).as_posix()}\0{_sha256(path)}\n".encode())
+    try:
+        hasher.update(f"nfpm\0{_sha256(Path(nfpm_binary()))}\n".encode())
+    except Exception:  # noqa: BLE001 - no nfpm: builds will say so; the key only has to differ
+        hasher.update(b"nfpm\0missing\n")
+    return hasher.hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    folder: Path
+    files: dict[str, str]  # file name -> sha256
+
+
+class BuildCache:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def get(self, key: str) -> CacheEntry | None:
+        folder = self.root / key
+        try:
+            files = json.loads((folder / MANIFEST).read_text())["files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        for name, digest in files.items():
+            path = folder / name
+            if os.path.basename(name) != name or not path.is_file() or _sha256(path) != digest:
+                shutil.rmtree(folder, ignore_errors=True)  # damaged: rebuild rather than trust it
+                return None
+        return CacheEntry(folder, files)
+
+    def put(self, key: str, files: list[Path]) -> None:
+        if (self.root / key / MANIFEST).exists():
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{key[:12]}-", dir=self.root))
+        try:
+            manifest = {}
+            for path in files:
+                shutil.copyfile(path, temporary / path.name)
+                manifest[path.name] = _sha256(temporary / path.name)
+            (temporary / MANIFEST).write_text(json.dumps({"files": manifest}, indent=1, sort_keys=True))
+            try:
+                os.rename(temporary, self.root / key)
+            except OSError:
+                pass  # another build put the same entry first: same key, same content
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
