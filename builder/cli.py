@@ -196,6 +196,27 @@ def cmd_lint(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_repo_publish(args) -> int:
+    from .repo import publish
+
+    report = publish(
+        Path(args.artifacts), Path(args.repo), key=args.key, pkg_key=Path(args.pkg_key) if args.pkg_key else None,
+        prune=args.prune, allow_test_only=args.allow_test_only, base_url=args.base_url or "",
+    )
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        for where in report.added:
+            print(f"added      {where}")
+        for where in report.unchanged:
+            print(f"unchanged  {where}")
+        for where in report.pruned:
+            print(f"pruned     {where}")
+        for where in report.indexes:
+            print(f"signed     {where}")
+    return 0
+
+
 def cmd_clean(args) -> int:
     from .sandbox.docker import remove_leftovers
 
@@ -266,6 +287,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("artifacts", nargs="+")
     p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
     p.set_defaults(func=cmd_lint)
+
+    p = sub.add_parser("repo", help="signed package repositories")
+    repo_sub = p.add_subparsers(dest="repo_command", required=True, parser_class=_Parser)
+    p = repo_sub.add_parser("publish", help="add built artifacts to a repository tree and re-sign its indexes")
+    p.add_argument("artifacts", help="the folder `qmail-pkg build --out` wrote (all targets at once)")
+    p.add_argument("--repo", required=True, help="the repository tree (created if missing)")
+    p.add_argument("--key", help="GnuPG key id or fingerprint (keyring or agent), or a secret-key file; "
+                                 "passphrase from $QMAIL_PKG_SIGNING_PASSPHRASE or the agent")
+    p.add_argument("--pkg-key", help="RSA private key (PEM) that signs FreeBSD pkg catalogues")
+    p.add_argument("--prune", type=_whole_number(1, 1000), metavar="N", help="keep only the newest N versions")
+    p.add_argument("--allow-test-only", action="store_true",
+                   help="publish test-only packages too (the repository then says it is a test)")
+    p.add_argument("--base-url", help="where users will fetch the tree from (for the snippets; default file://)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_repo_publish)
 
     p = sub.add_parser("clean", help="remove containers left behind by killed runs")
     p.set_defaults(func=cmd_clean)

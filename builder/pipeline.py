@@ -207,6 +207,8 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         "target": target.name,
         "family": target.family,
         "release": target.release,
+        "suite": target.suite,
+        "architecture": target.architecture,
         "userland": target.userland,
         "test_only": target.test_only,
         "image": {"reference": output.environment.reference, "id": output.environment.identity},

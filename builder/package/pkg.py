@@ -242,6 +242,39 @@ class PkgPackager:
         return Artifact.of(target, self.format, self.version(spec))
 
 
+def read_pkg(artifact: Path) -> tuple[list[tarfile.TarInfo], dict, dict, dict[str, bytes]]:
+    """Members, +COMPACT_MANIFEST, +MANIFEST and file contents of a .pkg."""
+    import zstandard
+
+    members, contents, manifests = [], {}, {}
+    with artifact.open("rb") as handle:
+        raw = zstandard.ZstdDecompressor().stream_reader(handle)
+        with tarfile.open(fileobj=raw, mode="r|") as tar:
+            for member in tar:
+                members.append(member)
+                if member.isreg():
+                    data = tar.extractfile(member).read()
+                    if member.name.startswith("+"):
+                        manifests[member.name] = json.loads(data)
+                    else:
+                        contents[member.name] = data
+    return members, manifests.get("+COMPACT_MANIFEST", {}), manifests.get("+MANIFEST", {}), contents
+
+
+def urldecode(text: str) -> str:
+    """The inverse of urlencode: %xx sequences back to bytes."""
+    out = bytearray()
+    index = 0
+    while index < len(text):
+        if text[index] == "%" and index + 2 < len(text) and all(c in "0123456789abcdefABCDEF" for c in text[index + 1:index + 3]):
+            out.append(int(text[index + 1:index + 3], 16))
+            index += 3
+        else:
+            out += text[index].encode("utf-8")
+            index += 1
+    return out.decode("utf-8", "replace")
+
+
 def _add(tar: tarfile.TarFile, name: str, kind: bytes, mode: int, uname: str, gname: str, mtime: int,
          data: bytes = b"", link: str = "") -> None:
     info = tarfile.TarInfo(name)
@@ -255,4 +288,4 @@ def _add(tar: tarfile.TarFile, name: str, kind: bytes, mode: int, uname: str, gn
     tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
 
 
-__all__ = ["FreeBSDOptions", "PkgPackager", "file_sum", "symlink_sum", "zbase32"]
+__all__ = ["FreeBSDOptions", "PkgPackager", "file_sum", "read_pkg", "symlink_sum", "urldecode", "zbase32"]

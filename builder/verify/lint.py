@@ -13,7 +13,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from ..package.pkg import file_sum, symlink_sum
+from ..package.pkg import file_sum, read_pkg, symlink_sum
 from ..recipe.model import Recipe
 from .checks import CheckResult
 
@@ -42,24 +42,6 @@ def lint_rpm(artifact: Path, recipe: Recipe) -> CheckResult:
     errors = [line for line in result.stdout.splitlines() if ": E: " in line]
     summary = next((line for line in result.stdout.splitlines() if "packages and" in line), result.stdout.strip()[-200:])
     return CheckResult("rpmlint: no error", not errors, "; ".join(errors[:6]) or summary.strip())
-
-
-def read_pkg(artifact: Path) -> tuple[list[tarfile.TarInfo], dict, dict, dict[str, bytes]]:
-    """Members, +COMPACT_MANIFEST, +MANIFEST and file contents of a .pkg."""
-    import zstandard
-
-    raw = zstandard.ZstdDecompressor().stream_reader(artifact.open("rb"))
-    members, contents, manifests = [], {}, {}
-    with tarfile.open(fileobj=raw, mode="r|") as tar:
-        for member in tar:
-            members.append(member)
-            if member.isreg():
-                data = tar.extractfile(member).read()
-                if member.name.startswith("+"):
-                    manifests[member.name] = json.loads(data)
-                else:
-                    contents[member.name] = data
-    return members, manifests.get("+COMPACT_MANIFEST", {}), manifests.get("+MANIFEST", {}), contents
 
 
 MANIFEST_KEYS = ("name", "version", "origin", "comment", "desc", "maintainer", "www", "abi", "arch", "prefix",
