@@ -255,16 +255,19 @@ def kind_name(mode: int) -> str:
     return "a special file"
 
 
-def extract_tarball(archive: Path, dest: Path, limits: Limits | None = None) -> None:
-    """Extract a (compressed) tarball into dest; every member stays below it."""
+def extract_tarball(archive: Path, dest: Path, limits: Limits | None = None) -> int:
+    """Extract a (compressed) tarball into dest; every member stays below it.
+    Returns the newest member's time (a reproducible SOURCE_DATE_EPOCH)."""
     limits = limits or Limits.from_environment()
     where = str(archive)
     fd = open_regular(archive, where)
     writer = Writer(dest, where, limits)
+    newest = 0
     try:
         with os.fdopen(fd, "rb") as handle, tarfile.open(fileobj=handle, mode="r|*") as tar:
             for member in tar:
                 _extract_member(tar, member, writer)
+                newest = max(newest, int(member.mtime))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise SourceError(f"{archive}: cannot extract: {no_space(dest)}") from None
@@ -273,6 +276,7 @@ def extract_tarball(archive: Path, dest: Path, limits: Limits | None = None) -> 
         raise SourceError(f"{archive}: cannot extract: {exc or type(exc).__name__}") from None
     finally:
         writer.close()
+    return newest
 
 
 def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, writer: Writer) -> None:

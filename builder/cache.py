@@ -95,3 +95,22 @@ class BuildCache:
                 pass  # another build put the same entry first: same key, same content
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
+
+
+@functools.cache
+def tool_versions() -> dict[str, str]:
+    """The versions of what builds and packages, for the build record."""
+    import platform
+    import subprocess
+
+    from . import __version__
+    from .package.nfpm import nfpm_binary
+
+    versions = {"qmail-pkg": __version__, "python": platform.python_version()}
+    try:
+        out = subprocess.run([nfpm_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+        versions["nfpm"] = next((line.split(":", 1)[1].strip() for line in out.splitlines()
+                                 if line.strip().startswith("GitVersion")), out.strip().splitlines()[-1] if out.strip() else "")
+    except Exception:  # noqa: BLE001 - a missing nfpm fails the build itself, with its own message
+        versions["nfpm"] = "unavailable"
+    return versions

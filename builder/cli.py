@@ -123,7 +123,8 @@ def cmd_build(args) -> int:
     recipe = _load(args.recipe)
     targets = _targets(recipe, args.target, args.all)
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
-    matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable)
+    matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable,
+                    check_reproducible=args.check_reproducible)
     outcomes = matrix.run()
     if args.json:
         print(json.dumps([outcome.as_dict() for outcome in outcomes], indent=1))
@@ -257,6 +258,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="parallel make jobs inside each build (default: the target's, else CPUs)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--no-cache", action="store_true", help="build even when the build cache holds the result")
+    p.add_argument("--check-reproducible", action="store_true",
+                   help="build twice (other folder, host name, time zone, umask, make -j1) and compare the bytes; "
+                        "a difference is explained by diffoscope, its report kept beside the artifacts")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="report targets whose image or jail this host cannot have as skipped, not failed")
     p.set_defaults(func=cmd_build)

@@ -24,6 +24,8 @@ class Outcome:
     status: str  # built | cached | failed | skipped
     result: BuildResult | None = None
     reason: str = ""
+    reproducible: bool | None = None  # with --check-reproducible
+    differences: tuple[str, ...] = ()  # diffoscope reports of artifacts that differ
 
     def as_dict(self) -> dict:
         row: dict = {"target": self.target, "status": self.status}
@@ -37,6 +39,9 @@ class Outcome:
             })
         if self.reason:
             row["reason"] = self.reason
+        if self.reproducible is not None:
+            row["reproducible"] = self.reproducible
+            row["differences"] = list(self.differences)
         return row
 
 
@@ -47,11 +52,21 @@ class Matrix:
     options: BuildOptions
     jobs: int = 1
     skip_unavailable: bool = False
+    check_reproducible: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def _one(self, target: Target) -> Outcome:
+        options = replace(self.options, run_id=self.run_id)
         try:
-            result = build_target(self.recipe, target, replace(self.options, run_id=self.run_id))
+            if self.check_reproducible:
+                from .reproduce import check_reproducible
+
+                reproduction = check_reproducible(self.recipe, target, options)
+                reports = tuple(str(c.report) for c in reproduction.comparisons if c.report)
+                status = "built" if reproduction.reproducible else "failed"
+                reason = "" if reproduction.reproducible else f"not reproducible: see {', '.join(reports)}"
+                return Outcome(target.name, status, reproduction.result, reason, reproduction.reproducible, reports)
+            result = build_target(self.recipe, target, options)
         except SandboxError as exc:
             if self.skip_unavailable:
                 return Outcome(target.name, "skipped", reason=str(exc))

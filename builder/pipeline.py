@@ -10,13 +10,15 @@ import os
 import shutil
 import tempfile
 import textwrap
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
-from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest
+from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest, tool_versions
+from .provenance import statement
 from .errors import BuildError, SourceError
 from .package import Artifact, Packager, PackageSpec, packager_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
@@ -27,6 +29,19 @@ from .sandbox import Environment, open_sandbox, prepare_environment
 from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
 from .sources import PreparedSource, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest
+
+@dataclass(frozen=True)
+class Variation:
+    """What a second build changes to show the output does not depend on it."""
+
+    hostname: str = "build.invalid"
+    timezone: str = "UTC"
+    umask: str = "022"
+    make_jobs: int | None = None
+
+
+VARIED = Variation(hostname="other-builder.invalid", timezone="Pacific/Kiritimati", umask="002", make_jobs=1)
+
 
 @dataclass(frozen=True)
 class BuildOptions:
@@ -40,6 +55,7 @@ class BuildOptions:
     use_cache: bool = True
     cache_dir: Path | None = None  # default: $QMAIL_PKG_CACHE, else the XDG cache
     run_id: str = ""  # labels this run's sandboxes (the matrix removes them on interrupt)
+    variation: Variation = Variation()
 
 
 @dataclass(frozen=True)
@@ -73,14 +89,16 @@ class BuildOutput:
     library_depends: tuple[str, ...]
 
 
-def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Environment, run_id: str) -> BuildOutput:
+def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Environment, run_id: str,
+               variation: Variation) -> BuildOutput:
     target = plan.target
     labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name}
     if run_id:
         labels["qmail-pkg.run"] = run_id
     layout = plan.recipe.layout
     roots = (layout.prefix, *layout.harvest)
-    with open_sandbox(target, environment.reference, role="build", labels=labels) as sandbox:
+    with open_sandbox(target, environment.reference, role="build", labels=labels,
+                      hostname=variation.hostname) as sandbox:
         progress.stage("copy sources in")
         for source in plan.sources:
             sandbox.put_tree(source.tree, f"{SOURCES_IN_SANDBOX}/{source.name}")
@@ -90,15 +108,8 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
             for patch in target.patches:
                 shutil.copy2(patch.file, patch_dir / patch.file.name)
             sandbox.put_tree(patch_dir, PATCHES_IN_SANDBOX)
-        env = dict(plan.env)
-        for step in plan.steps:
-            progress.stage(f"step {step.number}/{len(plan.steps)}: {step.title}")
-            code = sandbox.run(step.argv, env=env, workdir="/build", on_output=progress.line)
-            if code != 0:
-                raise BuildError(
-                    f"{target.name}: step {step.number} of {len(plan.steps)} failed with exit {code}: "
-                    f"{step.title} (log: {progress.log_path})"
-                )
+        env = {**dict(plan.env), "TZ": variation.timezone, "QMAIL_PKG_UMASK": variation.umask}
+        _run_steps(sandbox, plan, progress, workdir, env)
         library_depends: tuple[str, ...] = ()
         probe = plan.platform.dependency_probe(roots)
         if probe is not None:
@@ -111,6 +122,49 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
         progress.stage("harvest staged tree")
         tree = harvest(sandbox, roots, IdNames.of(target.accounts), ContentStore(workdir / "content"))
     return BuildOutput(tree, environment, library_depends)
+
+
+STEP_RUNNER = Path(__file__).resolve().parent / "sandbox" / "run-steps.sh"
+STEPS_IN_SANDBOX = "/build/.steps"
+
+
+def _run_steps(sandbox, plan: Plan, progress: Progress, workdir: Path, env: dict[str, str]) -> None:
+    """Every step in one exec: the runner script reads each step's argv from
+    a file (NUL-separated), and its markers move the progress display."""
+    folder = workdir / "steps"
+    folder.mkdir()
+    width = len(str(len(plan.steps)))
+    for step in plan.steps:
+        if any("\0" in arg for arg in step.argv):
+            raise BuildError(f"{plan.target.name}: step {step.number} holds a NUL byte")
+        (folder / str(step.number).zfill(width)).write_bytes(b"\0".join(arg.encode() for arg in step.argv) + b"\0")
+    (folder / "run").write_bytes(STEP_RUNNER.read_bytes())
+    sandbox.put_tree(folder, STEPS_IN_SANDBOX)
+    titles = {str(step.number).zfill(width): step for step in plan.steps}
+    failed: list[tuple[int, str]] = []
+
+    def on_output(line: str) -> None:
+        if line.startswith("@@qmail-pkg step "):
+            step = titles.get(line.split()[2])
+            if step is not None:
+                progress.stage(f"step {step.number}/{len(plan.steps)}: {step.title}")
+                return
+        if line.startswith("@@qmail-pkg failed "):
+            _, _, number, code = line.split()
+            failed.append((titles[number].number, code))
+            return
+        progress.line(line)
+
+    code = sandbox.run(["sh", f"{STEPS_IN_SANDBOX}/run", STEPS_IN_SANDBOX], env=env, workdir="/build",
+                       on_output=on_output)
+    if code != 0:
+        number, step_code = failed[0] if failed else (0, str(code))
+        step = next((s for s in plan.steps if s.number == number), None)
+        title = step.title if step else "the step runner"
+        raise BuildError(
+            f"{plan.target.name}: step {number} of {len(plan.steps)} failed with exit {step_code}: {title} "
+            f"(log: {progress.log_path})"
+        )
 
 
 def _script_model(plan: Plan, tree: StagedTree) -> ScriptModel:
@@ -199,7 +253,13 @@ def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Pac
 def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], durations: dict[str, float], tree: StagedTree,
             key: str) -> dict:
     target = plan.target
+    finished = time.time()
     return {
+        "started": rfc3339_now(finished - sum(durations.values())),
+        "finished": rfc3339_now(finished),
+        "tools": tool_versions(),
+        "patches": [{"file": p.file.name, "source": p.source, "sha256": digest_file(p.file, "sha256")}
+                    for p in target.patches],
         "tool": f"qmail-pkg {__version__}",
         "package": plan.recipe.package.name,
         "version": f"{plan.version}-{plan.revision}",
@@ -211,7 +271,8 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         "architecture": target.architecture,
         "userland": target.userland,
         "test_only": target.test_only,
-        "image": {"reference": output.environment.reference, "id": output.environment.identity},
+        "image": {"reference": output.environment.reference, "id": output.environment.identity,
+                  **{key: value for key, value in output.environment.details}},
         "recipe": {"path": str(plan.recipe.path), "sha256": digest_file(plan.recipe.path, "sha256")},
         "official": not plan.overridden and not target.test_only,
         "overridden_sources": list(plan.overridden),
@@ -233,6 +294,10 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         ],
         "staged_manifest": tree.manifest(),
     }
+
+
+def rfc3339_now(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
 
 
 @contextmanager
@@ -261,6 +326,10 @@ def _place(options: BuildOptions, target: Target, files: list[Path]) -> list[Pat
     return placed
 
 
+def _provenance(record_path: Path) -> Path:
+    return record_path.with_name(record_path.name.replace(".build.json", ".intoto.json"))
+
+
 def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path]:
     """The cached artifacts and record, copied into the private folder."""
     for name in entry.files:
@@ -285,7 +354,8 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
     try:
         progress.stage("sources")
         sources = _prepare_sources(recipe, options, workdir)
-        plan = make_plan(recipe, target, sources, revision=options.revision, jobs=options.jobs)
+        jobs = options.variation.make_jobs or options.jobs
+        plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs)
         progress.stage(f"environment {target.image}")
         environment = prepare_environment(target, "build", progress.line)
         key = plan.cache_key(environment.identity, tool_digest())
@@ -297,12 +367,12 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
             cached = True
         else:
             artifacts, record_path = _build_and_package(plan, environment, key, options, progress, staging, workdir)
-            cache.put(key, [a.path for a in artifacts] + [record_path])
+            cache.put(key, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
             cached = False
-        placed = _place(options, target, [a.path for a in artifacts] + [record_path])
+        placed = _place(options, target, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
         final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed)]
         outcome = ("ok (cached): " if cached else "ok: ") + ", ".join(a.path.name for a in final)
-        return BuildResult(target.name, tuple(final), placed[-1], log_path, dict(progress.durations), cached)
+        return BuildResult(target.name, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached)
     finally:
         progress.close(outcome)
         shutil.rmtree(staging, ignore_errors=True)
@@ -312,7 +382,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
 def _build_and_package(plan: Plan, environment: Environment, key: str, options: BuildOptions, progress: Progress,
                        staging: Path, workdir: Path) -> tuple[list[Artifact], Path]:
     recipe, target = plan.recipe, plan.target
-    output = _run_build(plan, progress, workdir, environment, options.run_id)
+    output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation)
     model = _script_model(plan, output.tree)
     tree = _complete_tree(output.tree, model, plan)
     model = replace(model, shipped=tuple(
@@ -328,6 +398,8 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
         artifacts.append(packager.build(spec, staging, fmt_work))
     progress.stage("write build record")
     record = _record(plan, output, artifacts, dict(progress.durations), tree, key)
-    record_path = staging / f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}.build.json"
+    stem = f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}"
+    record_path = staging / f"{stem}.build.json"
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    (staging / f"{stem}.intoto.json").write_text(json.dumps(statement(record), indent=1, sort_keys=True) + "\n")
     return artifacts, record_path

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,23 +89,17 @@ def _file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def source_date_epoch(recipe_path: Path) -> int:
-    """SOURCE_DATE_EPOCH, else the recipe's last commit time, else a fixed date."""
+def source_date_epoch(target: Target, sources: tuple[PreparedSource, ...]) -> int:
+    """The time every archive member and manifest carries: $SOURCE_DATE_EPOCH,
+    else the recipe's build.source_date_epoch, else the newest member of the
+    pinned source tarballs (the same sources give the same time, wherever and
+    whenever they are built), else a fixed date."""
     if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
         return int(os.environ["SOURCE_DATE_EPOCH"])
-    try:
-        out = subprocess.run(
-            ["git", "log", "-1", "--format=%ct", "--", recipe_path.name],
-            cwd=recipe_path.parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        if out.isdigit():
-            return int(out)
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return DEFAULT_EPOCH
+    if target.source_date_epoch is not None:
+        return target.source_date_epoch
+    newest = [source.newest for source in sources if source.newest]
+    return max(newest) if newest else DEFAULT_EPOCH
 
 
 def _title(script: str) -> str:
@@ -129,7 +122,7 @@ def make_plan(
     epoch: int | None = None,
 ) -> Plan:
     jobs = jobs or target.jobs or os.cpu_count() or 1
-    epoch = source_date_epoch(recipe.path) if epoch is None else epoch
+    epoch = source_date_epoch(target, sources) if epoch is None else epoch
     env: dict[str, str] = {
         "MAKE": target.make,
         "JOBS": str(jobs),

@@ -41,6 +41,7 @@ class PreparedSource:
     origin: str  # cache path, URL it came from, or the override path
     sha256: str  # of the tarball, or of the directory's content for overrides
     overridden: bool
+    newest: int = 0  # newest member time of a tarball (0 for folders: their times are this host's)
 
 
 def digest_file(path: Path, algorithm: str) -> str:
@@ -130,8 +131,10 @@ def prepare(source: Source, cache_dir: Path, workdir: Path, override: Path | Non
             tree = dest / override.name
             digest = copy_folder(override, tree)
             return PreparedSource(source.name, tree, str(override), digest, overridden=True)
-        extract_tarball(override, dest)
-        return PreparedSource(source.name, single_top(dest), str(override), digest_file(override, "sha256"), overridden=True)
+        newest = extract_tarball(override, dest)
+        return PreparedSource(source.name, single_top(dest), str(override), digest_file(override, "sha256"),
+                              overridden=True, newest=newest)
     tarball, origin = fetch(source, cache_dir)
-    extract_tarball(tarball, dest)
-    return PreparedSource(source.name, single_top(dest), origin, digest_file(tarball, "sha256"), overridden=False)
+    newest = extract_tarball(tarball, dest)
+    return PreparedSource(source.name, single_top(dest), origin, digest_file(tarball, "sha256"), overridden=False,
+                          newest=newest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,33 @@ def test_a_change_that_matters_misses_and_a_damaged_entry_is_rebuilt(engine, fix
     assert not again.cached  # rebuilt, not handed out
     assert [a.path.read_bytes() for a in again.artifacts] == [a.path.read_bytes() for a in first.artifacts]
     assert build_target(recipe, recipe.target(TARGET), _options(tmp_path / "d", fixture_sources, cache)).cached
+
+
+def test_check_reproducible_passes_for_every_format_and_explains_a_difference(engine, fixture_sources, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    def check(recipe_path, out):
+        args = [sys.executable, "-m", "builder.cli", "build", str(recipe_path), "--target", "debian-12", "--target",
+                "test-rpm", "--target", "test-pkg", "--check-reproducible", "--out", str(out), "--json"]
+        for name, path in fixture_sources.items():
+            args += ["--source", f"{name}={path}"]
+        return subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=1200)
+
+    result = check(RECIPE, tmp_path / "good")
+    outcomes = {o["target"]: o for o in json.loads(result.stdout)}
+    assert result.returncode == 0, result.stderr
+    assert {name: o["reproducible"] for name, o in outcomes.items()} == {"debian-12": True, "test-rpm": True, "test-pkg": True}
+    # a step that writes the build's host name into a packaged file: caught, and diffoscope says where
+    leaky = tmp_path / "leaky.yaml"
+    leaky.write_text(RECIPE.read_text().replace(
+        "    image: qmail-pkg/debian-12\n",
+        "    image: qmail-pkg/debian-12\n    steps_after: ['hostname > /var/qmail/boot/built-on']\n", 1))
+    result = check(leaky, tmp_path / "bad")
+    outcomes = {o["target"]: o for o in json.loads(result.stdout)}
+    assert result.returncode == 1 and outcomes["debian-12"]["reproducible"] is False
+    (report,) = outcomes["debian-12"]["differences"]
+    assert "built-on" in Path(report).read_text() and "other-builder.invalid" in Path(report).read_text()
+    assert outcomes["test-rpm"]["reproducible"] is True  # the other targets are not affected

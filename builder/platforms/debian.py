@@ -107,7 +107,7 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None]) -> 
     """A Debian userland from the host's mirror, `docker import`ed with the
     label that records its definition (no registry involved)."""
     from ..sandbox.docker import client
-    from ..sandbox.images import DEFINITION_LABEL
+    from ..sandbox.images import DEFINITION_LABEL, PACKAGES_LABEL
 
     if not shutil.which("mmdebstrap"):
         raise SandboxError("image bootstrap needs mmdebstrap (apt-get install mmdebstrap)")
@@ -117,11 +117,14 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None]) -> 
     repository, _, tag = spec.reference.rpartition(":")
     with tempfile.TemporaryDirectory(prefix="qmail-pkg-image-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
+        installed = Path(tmp) / "installed"
         command = [
             "mmdebstrap",
             "--variant=minbase",
             "--quiet",
             f"--include={','.join(spec.packages)}",
+            # What went in, version by version: the build record names it.
+            f"--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W -f '${{Package}}=${{Version}}\\n' > {installed}",
             # Keep images small and free of apt lists that would go stale.
             "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
             spec.suite,
@@ -133,8 +136,11 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None]) -> 
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise SandboxError(f"mmdebstrap {spec.suite} failed: {' | '.join(tail)}")
+        versions = " ".join(sorted(installed.read_text().split())) if installed.exists() else ""
         changes = [
             f"LABEL {DEFINITION_LABEL}={spec.definition_hash}",
+            f"LABEL {PACKAGES_LABEL}=\"{versions}\"",
+            f"LABEL qmail-pkg.suite={spec.suite}",
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             'CMD ["/bin/sh"]',
         ]

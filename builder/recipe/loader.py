@@ -731,6 +731,7 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         userland=raw.get("userland", raw["family"]),
         builder=raw.get("builder", platform_for(raw.get("userland", raw["family"])).default_builder),
         test_only=raw.get("test_only", False),
+        source_date_epoch=build.get("source_date_epoch"),
         position=position,
     )
 

@@ -132,6 +132,7 @@ class Target:
     # Built on a userland that is not the family's own (e.g. an .rpm made on
     # Debian): for the project's tests, never to be published.
     test_only: bool = False
+    source_date_epoch: int | None = None  # build.source_date_epoch, when the recipe fixes it
     # where the target is written in the recipe (line, column), for messages
     position: tuple[int, int] = field(default=(1, 1), compare=False)
 

@@ -56,6 +56,8 @@ class Environment:
 
     reference: str  # image reference, or the base release's name
     identity: str  # image id, or a digest of the base release
+    # what the environment was made from: suite, definition hash, package versions
+    details: tuple[tuple[str, str], ...] = ()
 
 
 def _backend(target):

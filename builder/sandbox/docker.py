@@ -105,8 +105,14 @@ class DockerSandbox:
         from . import Environment
         from .images import ensure_image, image_spec
 
+        from .images import image_labels
+
         spec = image_spec(target, role)
-        return Environment(spec.reference, ensure_image(spec, log))
+        identity = ensure_image(spec, log)
+        labels = image_labels(spec.reference)
+        details = tuple(sorted((key.split(".", 1)[1], value) for key, value in labels.items()
+                               if key.startswith("qmail-pkg.")))
+        return Environment(spec.reference, identity, details)
 
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:

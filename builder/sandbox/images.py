@@ -21,6 +21,7 @@ from ..recipe.model import Target
 from .docker import client, image_exists
 
 DEFINITION_LABEL = "qmail-pkg.definition"
+PACKAGES_LABEL = "qmail-pkg.packages"  # name=version of everything in an image we made
 ROLES = ("build", "verify")
 
 
@@ -41,7 +42,8 @@ class ImageSpec:
 
     @property
     def definition_hash(self) -> str:
-        text = "\n".join([self.family, self.suite, self.role, *self.packages])
+        # "2": images made since they carry their package versions in a label
+        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -81,6 +83,10 @@ def image_spec(target: Target, role: str) -> ImageSpec:
 
 def _labels(engine, reference: str) -> dict[str, str]:
     return engine.images.get(reference).labels or {}
+
+
+def image_labels(reference: str) -> dict[str, str]:
+    return _labels(client(), reference)
 
 
 def ensure_image(spec: ImageSpec, log: Callable[[str], None] = lambda line: None) -> str:
