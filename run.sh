@@ -62,7 +62,7 @@ build)
     say "selftest: miniature qmail + syncdir through the whole chain"
     "$VENV/bin/qmail-pkg" selftest
     say "building recipes/qmail-syncdir.yaml for every target (sources from the cache: see README)"
-    "$VENV/bin/qmail-pkg" build recipes/qmail-syncdir.yaml --all
+    "$VENV/bin/qmail-pkg" build recipes/qmail-syncdir.yaml --all --skip-unavailable
     ;;
 test)
     setup

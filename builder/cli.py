@@ -59,6 +59,15 @@ def _source_override(text: str) -> tuple[str, Path]:
     return name, Path(path).resolve()
 
 
+def _engine(text: str):
+    from .engines import EngineError, parse_flag
+
+    try:
+        return parse_flag(text)
+    except EngineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _load(recipe_path: str):
     from .preflight import load_checked
 
@@ -103,6 +112,7 @@ def cmd_schema(args) -> int:
 
 
 def _build_options(args):
+    from .engines import load_settings
     from .pipeline import BuildOptions
     from .sources import default_cache_dir
 
@@ -114,6 +124,7 @@ def _build_options(args):
         jobs=args.make_jobs,
         quiet=args.json,
         use_cache=not args.no_cache,
+        engines=tuple(args.engine or ()) + load_settings(),
     )
 
 
@@ -226,6 +237,23 @@ def cmd_clean(args) -> int:
     return 0
 
 
+def cmd_ci(args) -> int:
+    from .ci import default_destination, render_pipeline
+
+    recipe = _load(args.recipe)
+    text = render_pipeline(args.provider, recipe, args.recipe)
+    if args.out == "-":
+        sys.stdout.write(text)
+        return 0
+    destination = Path(args.out) if args.out else default_destination(args.provider)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{destination.name}.partial")
+    partial.write_text(text)
+    partial.replace(destination)  # never a half-written pipeline
+    print(f"wrote {destination}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="qmail-pkg", description=__doc__)
     parser.add_argument("--version", action="version", version=f"qmail-pkg {__version__}")
@@ -258,6 +286,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="parallel make jobs inside each build (default: the target's, else CPUs)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--no-cache", action="store_true", help="build even when the build cache holds the result")
+    p.add_argument("--engine", action="append", type=_engine, metavar="PATTERN=URL",
+                   help="build targets matching PATTERN on another Docker engine (unix://, ssh://, tcp://) "
+                        "or FreeBSD jail host; also read from $QMAIL_PKG_BUILDERS or ~/.config/qmail-pkg/builders.yaml")
     p.add_argument("--check-reproducible", action="store_true",
                    help="build twice (other folder, host name, time zone, umask, make -j1) and compare the bytes; "
                         "a difference is explained by diffoscope, its report kept beside the artifacts")
@@ -306,6 +337,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="where users will fetch the tree from (for the snippets; default file://)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_repo_publish)
+
+    p = sub.add_parser("ci", help="write a CI pipeline: a job per target, an independent rebuild, publishing on tags")
+    p.add_argument("provider", choices=["github", "gitlab"])
+    p.add_argument("recipe")
+    p.add_argument("--out", help="file to write (default: .github/workflows/qmail-pkg.yml or .gitlab-ci.yml); - for stdout")
+    p.set_defaults(func=cmd_ci)
 
     p = sub.add_parser("clean", help="remove containers left behind by killed runs")
     p.set_defaults(func=cmd_clean)

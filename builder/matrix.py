@@ -10,11 +10,13 @@ clean their own temporary folders) and nothing of another run's.
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import uuid
 from dataclasses import dataclass, field, replace
 
 from .errors import QmailPkgError, SandboxError
 from .pipeline import BuildOptions, BuildResult, build_target
+from .progress import Board
 from .recipe.model import Recipe, Target
 
 
@@ -56,7 +58,7 @@ class Matrix:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
     def _one(self, target: Target) -> Outcome:
-        options = replace(self.options, run_id=self.run_id)
+        options = replace(self.options, run_id=self.run_id, board=self._board)
         try:
             if self.check_reproducible:
                 from .reproduce import check_reproducible
@@ -75,6 +77,10 @@ class Matrix:
             return Outcome(target.name, "failed", reason=str(exc))
         return Outcome(target.name, "cached" if result.cached else "built", result)
 
+    def __post_init__(self) -> None:
+        concurrent_builds = self.jobs > 1 and len(self.targets) > 1
+        self._board = Board(sys.stderr) if concurrent_builds and sys.stderr.isatty() and not self.options.quiet else None
+
     def run(self) -> list[Outcome]:
         if self.jobs <= 1 or len(self.targets) <= 1:
             return [self._one(target) for target in self.targets]
@@ -88,17 +94,18 @@ class Matrix:
             # once and clean up after themselves, then wait for them.
             for future in futures:
                 future.cancel()
-            _remove_run_sandboxes(self.run_id)
+            _remove_run_sandboxes(self.run_id, self.options.engines)
             pool.shutdown(wait=True)
             raise
         finally:
             pool.shutdown(wait=True)
 
 
-def _remove_run_sandboxes(run_id: str) -> None:
+def _remove_run_sandboxes(run_id: str, engines) -> None:
     from .sandbox.docker import remove_leftovers
 
-    try:
-        remove_leftovers({"qmail-pkg.run": run_id})
-    except QmailPkgError:
-        pass  # no engine left to ask: nothing of ours can be running there either
+    for engine in [None, *(e for e in engines if e.kind == "docker")]:
+        try:
+            remove_leftovers({"qmail-pkg.run": run_id}, engine)
+        except QmailPkgError:
+            pass  # no engine left to ask: nothing of ours can be running there either

@@ -19,10 +19,11 @@ from pathlib import Path
 from . import __version__
 from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest, tool_versions
 from .provenance import statement
+from .engines import Engine, engine_for
 from .errors import BuildError, SourceError
 from .package import Artifact, Packager, PackageSpec, packager_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
-from .progress import Progress
+from .progress import Board, Progress
 from .recipe.model import Recipe, Target
 from .platforms import platform_for
 from .sandbox import Environment, open_sandbox, prepare_environment
@@ -56,6 +57,8 @@ class BuildOptions:
     cache_dir: Path | None = None  # default: $QMAIL_PKG_CACHE, else the XDG cache
     run_id: str = ""  # labels this run's sandboxes (the matrix removes them on interrupt)
     variation: Variation = Variation()
+    engines: tuple[Engine, ...] = ()  # which engine builds which target (builder/engines.py)
+    board: Board | None = None  # the shared live display when several targets build at once
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,11 @@ class BuildOutput:
     tree: StagedTree
     environment: Environment
     library_depends: tuple[str, ...]
+    engine: str = "local"  # where it ran: "local", or the URL of the builders setting
 
 
 def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Environment, run_id: str,
-               variation: Variation) -> BuildOutput:
+               variation: Variation, engine: Engine | None = None) -> BuildOutput:
     target = plan.target
     labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name}
     if run_id:
@@ -98,7 +102,7 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
     layout = plan.recipe.layout
     roots = (layout.prefix, *layout.harvest)
     with open_sandbox(target, environment.reference, role="build", labels=labels,
-                      hostname=variation.hostname) as sandbox:
+                      hostname=variation.hostname, engine=engine) as sandbox:
         progress.stage("copy sources in")
         for source in plan.sources:
             sandbox.put_tree(source.tree, f"{SOURCES_IN_SANDBOX}/{source.name}")
@@ -121,7 +125,7 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
             library_depends = plan.platform.parse_dependencies(lines)
         progress.stage("harvest staged tree")
         tree = harvest(sandbox, roots, IdNames.of(target.accounts), ContentStore(workdir / "content"))
-    return BuildOutput(tree, environment, library_depends)
+    return BuildOutput(tree, environment, library_depends, engine.url if engine else "local")
 
 
 STEP_RUNNER = Path(__file__).resolve().parent / "sandbox" / "run-steps.sh"
@@ -271,6 +275,7 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         "architecture": target.architecture,
         "userland": target.userland,
         "test_only": target.test_only,
+        "engine": output.engine,
         "image": {"reference": output.environment.reference, "id": output.environment.identity,
                   **{key: value for key, value in output.environment.details}},
         "recipe": {"path": str(plan.recipe.path), "sha256": digest_file(plan.recipe.path, "sha256")},
@@ -344,7 +349,7 @@ def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path]
 def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> BuildResult:
     log_dir = options.log_dir or options.out_dir / "logs"
     log_path = log_dir / f"{target.name}.log"
-    progress = Progress(target.name, log_path, quiet=options.quiet)
+    progress = Progress(target.name, log_path, quiet=options.quiet, board=options.board)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     # Everything is written inside a private folder on the same filesystem and
     # renamed into place at the very end, so a failure leaves nothing behind.
@@ -356,8 +361,9 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         sources = _prepare_sources(recipe, options, workdir)
         jobs = options.variation.make_jobs or options.jobs
         plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs)
-        progress.stage(f"environment {target.image}")
-        environment = prepare_environment(target, "build", progress.line)
+        engine = engine_for(target.name, options.engines)
+        progress.stage(f"environment {target.image}" + (f" on {engine.url}" if engine else ""))
+        environment = prepare_environment(target, "build", progress.line, engine)
         key = plan.cache_key(environment.identity, tool_digest())
         cache = BuildCache(options.cache_dir or default_cache_dir())
         entry = cache.get(key) if options.use_cache else None
@@ -366,7 +372,8 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
             artifacts, record_path = _from_cache(entry, staging)
             cached = True
         else:
-            artifacts, record_path = _build_and_package(plan, environment, key, options, progress, staging, workdir)
+            artifacts, record_path = _build_and_package(plan, environment, key, options, progress, staging, workdir,
+                                                        engine)
             cache.put(key, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
             cached = False
         placed = _place(options, target, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
@@ -380,9 +387,9 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
 
 
 def _build_and_package(plan: Plan, environment: Environment, key: str, options: BuildOptions, progress: Progress,
-                       staging: Path, workdir: Path) -> tuple[list[Artifact], Path]:
+                       staging: Path, workdir: Path, engine: Engine | None) -> tuple[list[Artifact], Path]:
     recipe, target = plan.recipe, plan.target
-    output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation)
+    output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation, engine)
     model = _script_model(plan, output.tree)
     tree = _complete_tree(output.tree, model, plan)
     model = replace(model, shipped=tuple(

@@ -36,7 +36,8 @@ def test_artifact_and_record_written(built):
     log = built.log_path.read_text()
     assert "==> step 17/17" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
     # nothing but the finished files in the target folder
-    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name])
+    provenance = built.record_path.name.replace(".build.json", ".intoto.json")
+    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name, provenance])
 
 
 def test_dpkg_deb_control_and_contents(built):

@@ -206,3 +206,25 @@ def _control_fields(tmp_path: Path, empty_tree: StagedTree, summary: str, descri
     assert field("Package").strip() == meta.name
     assert field("Description").splitlines()[0] == meta.summary.strip()
     return True
+
+
+@pytest.mark.parametrize("fmt", ["deb", "rpm"])
+def test_dollar_signs_reach_the_package_as_written(tmp_path, empty_tree, fmt):
+    """nfpm expands $NAME in descriptions and relations with its environment;
+    found by the fuzzer: a summary "$0" came out empty and broke the control
+    file. What the recipe says is what the package says."""
+    recipe = load_recipe(RECIPE)
+    meta = recipe.package
+    text = "costs $5, see $HOME and ${PATH}, $$ and a lone $"
+    spec = PackageSpec(meta=meta, revision=1, version_suffix="", architecture="amd64", release="12",
+                       description=f"{text}\n{text}", tree=empty_tree, shipped=(), conffiles=(), scripts=(),
+                       source_date_epoch=315532800, options=recipe.options["debian" if fmt == "deb" else "rpm"])
+    artifact = packager_for(fmt).build(spec, tmp_path, tmp_path)
+    if fmt == "deb":
+        shown = subprocess.run(["dpkg-deb", "-f", str(artifact.path), "Description"], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        assert shown[0] == text and shown[1].strip() == text
+    else:
+        shown = subprocess.run(["rpm", "-qp", "--qf", "%{SUMMARY}\n%{DESCRIPTION}", str(artifact.path)],
+                               capture_output=True, text=True, check=True).stdout.splitlines()
+        assert shown[0] == text and text in shown[1:]

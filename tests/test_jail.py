@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import platform
+import shlex
 import subprocess
 
 import pytest
@@ -16,11 +17,21 @@ from builder.sandbox.jail import JAIL_BASE_ENV, JailSandbox, jail_tools_availabl
 
 
 class Recorder:
+    """Records every host command; answers the few whose output matters
+    (test, mktemp, cat) as the FreeBSD host would, from the local files."""
+
     def __init__(self):
         self.calls: list[list[str]] = []
 
     def run(self, argv, **kwargs):
         self.calls.append(list(argv))
+        local = shlex.split(argv[-1]) if argv[0] == "ssh" else argv
+        if local[0] == "test":
+            return subprocess.CompletedProcess(argv, 0 if os.access(local[-1], os.X_OK) or os.path.exists(local[-1]) else 1, "", "")
+        if local[0] == "mktemp":
+            return subprocess.run(local, capture_output=True, text=kwargs.get("text", False))
+        if local[0] == "cat":
+            return subprocess.run(local, capture_output=True)
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     def popen(self, argv, **kwargs):
@@ -63,7 +74,8 @@ def test_jail_lifecycle_commands(base):
         lines: list[str] = []
         code = box.run(["make", "-j2"], env={"A": "1"}, workdir="/build", on_output=lines.append)
         assert (code, lines) == (3, ["line one", "line two"])
-    copy, create, *rest = recorder.calls
+    probe, made, copy, create, *rest = recorder.calls
+    assert probe == ["test", "-x", str(base / "bin" / "sh")] and made[:2] == ["mktemp", "-d"]
     assert copy[:3] == ["sh", "-c", 'tar -C "$1" -cf - . | tar -C "$2" -xpf -'] and copy[-2:] == [str(base), str(root)]
     assert create[:2] == ["jail", "-c"] and f"path={root}" in create
     assert "ip4=disable" in create and "ip6=disable" in create and "allow.raw_sockets=0" in create  # no network
@@ -91,8 +103,8 @@ def test_zfs_clone_instead_of_a_copy(base, monkeypatch):
     recorder = Recorder()
     with JailSandbox("14.1-release", runner=recorder.run, popen=recorder.popen, host_system="FreeBSD") as box:
         name = box.name
-    assert recorder.calls[0] == ["zfs", "snapshot", f"zroot/qmail-pkg/14.1-release@{name}"]
-    assert recorder.calls[1][:2] == ["zfs", "clone"]
+    assert recorder.calls[2] == ["zfs", "snapshot", f"zroot/qmail-pkg/14.1-release@{name}"]
+    assert recorder.calls[3][:2] == ["zfs", "clone"]
     assert ["zfs", "destroy", "-r", f"zroot/qmail-pkg/{name}"] in recorder.calls
 
 
@@ -118,6 +130,37 @@ def test_a_failed_start_leaves_nothing(base):
         with box:
             pass
     assert recorder.calls[-1][:2] == ["rm", "-rf"]
+
+
+def test_a_jail_host_over_ssh_runs_the_same_commands_through_one_ssh_call(base):
+    """builders settings `jail: ssh://builder@freebsd-host:2222`: every host
+    command is the local one, quoted word by word for the remote shell."""
+    from builder.engines import Engine
+    from builder.sandbox.jail import ssh_prefix
+
+    recorder = Recorder()
+    engine = Engine("freebsd-*", "ssh://builder@freebsd-host:2222", "jail")
+    recorder_uname = recorder.run
+
+    def run(argv, **kwargs):  # the remote host says it is FreeBSD
+        if argv[-1] == "uname -s":
+            recorder.calls.append(list(argv))
+            return subprocess.CompletedProcess(argv, 0, "FreeBSD\n", "")
+        return recorder_uname(argv, **kwargs)
+
+    box = JailSandbox("14.1-release", runner=run, popen=recorder.popen, engine=engine)
+    with box:
+        box.run(["sh", "-c", "echo 'quoted; $HOME'"], workdir="/build dir")
+    prefix = ["ssh", "-T", "-o", "BatchMode=yes", "-p", "2222", "builder@freebsd-host", "--"]
+    assert all(call[:len(prefix)] == prefix and len(call) == len(prefix) + 1 for call in recorder.calls)
+    remote = [shlex.split(call[-1]) for call in recorder.calls]
+    assert remote[0] == ["uname", "-s"]
+    executed = next(words for words in remote if words[0] == "jexec")
+    assert executed[-3:] == ["sh", "-c", "echo 'quoted; $HOME'"] and "/build dir" in executed  # survives the remote shell
+    assert ["jail", "-r", box.name] in remote
+    for bad in ("ssh://-oProxyCommand=x", "ssh://host:port"):
+        with pytest.raises(SandboxError, match="expected ssh://"):
+            ssh_prefix(bad)
 
 
 @pytest.mark.skipif(jail_tools_available() is not None, reason=f"no FreeBSD host here: {jail_tools_available()}")

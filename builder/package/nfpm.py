@@ -103,16 +103,51 @@ def base_config(spec: PackageSpec, scripts_dir: Path, *, version: str, release: 
     }
 
 
+# nfpm runs Go's os.Expand over these fields with its environment, so a `$`
+# in a recipe's description or a relation would be replaced by an
+# environment variable (or by nothing). os.Expand has no escape of its own;
+# but "$$" means the variable named "$", and nfpm's environment is ours to
+# set: with "$" defined as "$", every "$$" comes out as one literal "$".
+# Only the fields nfpm expands are doubled (file paths are not expanded).
+_EXPANDED_TEXT = ("name", "version", "release", "prerelease", "platform", "arch", "homepage", "maintainer", "vendor",
+                  "description")
+_EXPANDED_LISTS = ("depends", "conflicts", "replaces", "recommends", "provides", "suggests")
+_LITERAL_DOLLAR = {"$": "$"}
+
+
+def _escape_dollars(config: dict) -> dict:
+    def double(text: str) -> str:
+        return text.replace("$", "$$")
+
+    escaped = dict(config)
+    for key in _EXPANDED_TEXT:
+        if isinstance(escaped.get(key), str):
+            escaped[key] = double(escaped[key])
+    for key in _EXPANDED_LISTS:
+        if key in escaped:
+            escaped[key] = [double(item) for item in escaped[key]]
+    if "deb" in escaped:
+        deb = dict(escaped["deb"])
+        if "fields" in deb:
+            deb["fields"] = {name: double(value) for name, value in deb["fields"].items()}
+        if "predepends" in deb:
+            deb["predepends"] = [double(item) for item in deb["predepends"]]
+        escaped["deb"] = deb
+    if "rpm" in escaped and isinstance(escaped["rpm"].get("packager"), str):
+        escaped["rpm"] = {**escaped["rpm"], "packager": double(escaped["rpm"]["packager"])}
+    return escaped
+
+
 def run_nfpm(config: dict, packager: str, workdir: Path, target: Path, epoch: int) -> None:
     # JSON is YAML, and it spares us quoting rules. Non-ASCII text is written
     # as UTF-8: nfpm's YAML reader refuses JSON's surrogate-pair escapes.
     config_path = workdir / f"nfpm-{packager}.yaml"
-    config_path.write_text(json.dumps(config, indent=1, ensure_ascii=False), encoding="utf-8")
+    config_path.write_text(json.dumps(_escape_dollars(config), indent=1, ensure_ascii=False), encoding="utf-8")
     result = subprocess.run(
         [nfpm_binary(), "package", "--config", str(config_path), "--packager", packager, "--target", str(target)],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": str(epoch)},
+        env={"PATH": "/usr/bin:/bin", "SOURCE_DATE_EPOCH": str(epoch), **_LITERAL_DOLLAR},
     )
     if result.returncode != 0 or not target.exists():
         detail = (result.stderr or result.stdout).strip().splitlines()

@@ -96,7 +96,7 @@ class Platform:
         """The probe's output as relations in this family's format."""
         return ()
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
         raise SandboxError(
             f"image {spec.reference} is missing, and {self.family} images cannot be made on this host; "
             f"make it from containers/{spec.family}/ where that is possible"

@@ -59,8 +59,8 @@ class DebianPlatform(Platform):
                         relations.append(relation)
         return tuple(relations)
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
-        bootstrap_with_mmdebstrap(spec, log)
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
+        bootstrap_with_mmdebstrap(spec, log, engine)
 
 
 PROBE_SCRIPT = r"""
@@ -103,7 +103,7 @@ def host_debian_mirror() -> str:
     raise SandboxError(f"no Debian mirror found in /etc/apt; set {MIRROR_ENV} to a Debian archive URL")
 
 
-def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None]) -> None:
+def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
     """A Debian userland from the host's mirror, `docker import`ed with the
     label that records its definition (no registry involved)."""
     from ..sandbox.docker import client
@@ -144,5 +144,5 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None]) -> 
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             'CMD ["/bin/sh"]',
         ]
-        client().api.import_image_from_file(str(rootfs), repository=repository, tag=tag or "latest", changes=changes)
+        client(engine).api.import_image_from_file(str(rootfs), repository=repository, tag=tag or "latest", changes=changes)
         log(f"imported {spec.reference}")

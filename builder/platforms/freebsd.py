@@ -65,7 +65,7 @@ class FreeBSDPlatform(Platform):
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return [("strip binaries (owners and modes kept)", ("sh", "-eu", "-c", STRIP_SCRIPT, "strip", *roots))]
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
         raise SandboxError(
             f"{spec.reference}: FreeBSD targets build in jails made from a base release tree, not in images; "
             f"set {JAIL_BASE_ENV} to a folder holding extracted base releases (e.g. .../14.1-RELEASE) on a FreeBSD host"

@@ -8,6 +8,7 @@ and is marked test-only."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Callable
@@ -78,14 +79,15 @@ class RhelPlatform(Platform):
         found = [line.strip() for line in output if _CAPABILITY.fullmatch(line.strip())]
         return tuple(dict.fromkeys(found))
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None]) -> None:
+    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
         from ..sandbox.images import DEFINITION_LABEL, containers_dir
 
         folder = containers_dir() / "rhel"
         command = ["docker", "build", "--build-arg", f"RELEASE={spec.suite or '9'}", "--build-arg", f"ROLE={spec.role}",
                    "--label", f"{DEFINITION_LABEL}={spec.definition_hash}", "-t", spec.reference, str(folder)]
         log(f"building {spec.reference} from {folder}/Dockerfile")
-        result = subprocess.run(command, capture_output=True, text=True)
+        env = {**os.environ, **({"DOCKER_HOST": engine.url} if engine is not None else {})}
+        result = subprocess.run(command, capture_output=True, text=True, env=env)
         if result.returncode != 0:
             tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-2:])
             raise SandboxError(

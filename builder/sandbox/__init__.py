@@ -72,14 +72,15 @@ def _backend(target):
         raise SandboxError(f"{target.name}: unknown sandbox backend {target.builder!r}") from None
 
 
-def prepare_environment(target, role: str, log: OutputSink = lambda line: None) -> Environment:
+def prepare_environment(target, role: str, log: OutputSink = lambda line: None, engine=None) -> Environment:
     """Make sure what the target's sandboxes start from exists (bootstrap an
-    image, check a base release) and say exactly which one it is."""
-    return _backend(target).prepare(target, role, log)
+    image, check a base release) and say exactly which one it is. `engine`
+    (builder.engines.Engine) is another machine's engine or jail host."""
+    return _backend(target).prepare(target, role, log, engine)
 
 
-def open_sandbox(target, image: str, *, role: str, **options) -> Sandbox:
+def open_sandbox(target, image: str, *, role: str, engine=None, **options) -> Sandbox:
     """A sandbox of the backend the target builds with (docker, jail), not yet
     started: use it as a context manager. `options` are the backend's own
     (labels, command, cap_add, hostname)."""
-    return _backend(target)(image, role=role, **options)
+    return _backend(target)(image, role=role, engine=engine, **options)

@@ -29,16 +29,28 @@ KEEPALIVE = ["sleep", "infinity"]
 _CHUNK = 1 << 16
 
 
-def client():
-    """A Docker client that answers, or a SandboxError saying how to get one."""
+def client(engine=None):
+    """A Docker client that answers, or a SandboxError saying how to get one.
+    `engine` (builder.engines.Engine) names another engine than the local one."""
     try:
         import docker
         import docker.errors
+        import docker.tls
 
-        engine = docker.from_env(timeout=600)
-        engine.ping()
-        return engine
+        if engine is None:
+            connection = docker.from_env(timeout=600)
+        else:
+            tls = dict(engine.tls)
+            config = docker.tls.TLSConfig(client_cert=(tls["cert"], tls["key"]), ca_cert=tls.get("ca"),
+                                          verify=bool(tls.get("ca"))) if tls else False
+            connection = docker.DockerClient(base_url=engine.url, timeout=600, tls=config,
+                                             use_ssh_client=engine.url.startswith("ssh://"))
+        connection.ping()
+        return connection
     except Exception as exc:  # the SDK raises many types for "no engine"
+        if engine is not None:
+            raise SandboxError(f"the Docker engine at {engine.url} does not answer ({type(exc).__name__}: {exc}); "
+                               "check the builders settings") from None
         raise SandboxError(
             f"no Docker engine answers ({type(exc).__name__}: {exc}); "
             "start one with `dockerd --bridge=none --iptables=false &` or run ./run.sh setup"
@@ -90,7 +102,9 @@ class DockerSandbox:
         command: Sequence[str] | None = None,
         cap_add: Sequence[str] = (),
         hostname: str = "build.invalid",
+        engine=None,
     ):
+        self.engine_settings = engine
         self.image = image
         self.role = role
         self.labels = {LABEL: role, **(labels or {})}
@@ -101,15 +115,13 @@ class DockerSandbox:
         self._container = None
 
     @staticmethod
-    def prepare(target, role: str, log) -> "Environment":
+    def prepare(target, role: str, log, engine=None) -> "Environment":
         from . import Environment
-        from .images import ensure_image, image_spec
-
-        from .images import image_labels
+        from .images import ensure_image, image_labels, image_spec
 
         spec = image_spec(target, role)
-        identity = ensure_image(spec, log)
-        labels = image_labels(spec.reference)
+        identity = ensure_image(spec, log, engine)
+        labels = image_labels(spec.reference, engine)
         details = tuple(sorted((key.split(".", 1)[1], value) for key, value in labels.items()
                                if key.startswith("qmail-pkg.")))
         return Environment(spec.reference, identity, details)
@@ -118,7 +130,7 @@ class DockerSandbox:
     def start(self) -> None:
         import docker.errors
 
-        self._engine = client()
+        self._engine = client(self.engine_settings)
         try:
             self._container = self._engine.containers.run(
                 self.image,
@@ -243,10 +255,10 @@ class DockerSandbox:
         return code, "\n".join(lines)
 
 
-def remove_leftovers(labels: Mapping[str, str] | None = None) -> list[str]:
+def remove_leftovers(labels: Mapping[str, str] | None = None, engine=None) -> list[str]:
     """Remove every container this tool labelled (or only those with all the
     given labels, e.g. one run's); return their short ids."""
-    engine = client()
+    engine = client(engine)
     removed = []
     wanted = [LABEL] + [f"{key}={value}" for key, value in (labels or {}).items()]
     for container in engine.containers.list(all=True, filters={"label": wanted}):

@@ -85,18 +85,34 @@ def _labels(engine, reference: str) -> dict[str, str]:
     return engine.images.get(reference).labels or {}
 
 
-def image_labels(reference: str) -> dict[str, str]:
-    return _labels(client(), reference)
+def image_labels(reference: str, where=None) -> dict[str, str]:
+    return _labels(client(where), reference)
 
 
-def ensure_image(spec: ImageSpec, log: Callable[[str], None] = lambda line: None) -> str:
-    """Make sure spec.reference exists and is current; return its image id."""
-    engine = client()
-    if image_exists(engine, spec.reference):
-        built_here = _labels(engine, spec.reference).get(DEFINITION_LABEL)
-        # An image we did not make is the user's choice: use it as it is.
-        if built_here is None or built_here == spec.definition_hash:
+def _current(engine, spec: ImageSpec) -> bool:
+    if not image_exists(engine, spec.reference):
+        return False
+    made_here = _labels(engine, spec.reference).get(DEFINITION_LABEL)
+    # An image we did not make is the user's choice: use it as it is.
+    return made_here is None or made_here == spec.definition_hash
+
+
+def ensure_image(spec: ImageSpec, log: Callable[[str], None] = lambda line: None, where=None) -> str:
+    """Make sure spec.reference exists and is current on the engine `where`
+    (None: the local one); return its image id. A remote engine gets the
+    local engine's image when that one is current (the same id: builds on
+    both give the same bytes), else one bootstrapped here and imported."""
+    engine = client(where)
+    if _current(engine, spec):
+        return engine.images.get(spec.reference).id
+    if where is not None:
+        local = client()
+        if _current(local, spec):
+            log(f"{spec.reference}: sending the local image to {where.url}")
+            # streamed: an image is hundreds of megabytes
+            engine.images.load(local.images.get(spec.reference).save(named=True))
             return engine.images.get(spec.reference).id
+    elif image_exists(engine, spec.reference):
         log(f"{spec.reference}: definition changed, rebuilding")
-    platform_for(spec.family).bootstrap(spec, log)
+    platform_for(spec.family).bootstrap(spec, log, where)
     return engine.images.get(spec.reference).id

@@ -19,6 +19,7 @@ import io
 import os
 import platform
 import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -58,6 +59,7 @@ class JailSandbox:
         runner: Runner = subprocess.run,
         popen: Callable[..., subprocess.Popen] = subprocess.Popen,
         host_system: str | None = None,
+        engine=None,
     ):
         self.release = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]  # qmail-pkg/14.1-RELEASE -> 14.1-RELEASE
         self.role = role
@@ -68,27 +70,41 @@ class JailSandbox:
         self.root: Path | None = None
         self._runner = runner
         self._popen = popen
-        self._system = host_system or platform.system()
+        # A jail host reached over ssh (builders settings `jail: ssh://...`):
+        # every command below is the same, only prefixed by one ssh call, so
+        # what runs on the FreeBSD host is exactly what runs locally there.
+        self._ssh = ssh_prefix(engine.url) if engine is not None and engine.kind == "jail" else None
+        self._system = host_system or (None if self._ssh else platform.system())
         self._clone: str | None = None
         # cap_add has no jail equivalent: ptrace inside a jail follows security.bsd.* sysctls.
         del cap_add
 
     @staticmethod
-    def prepare(target, role: str, log) -> "Environment":
+    def prepare(target, role: str, log, engine=None, **injected) -> "Environment":
         """The base release the jails of this target copy: checked, and named
         by a digest of its freebsd-version (which names the patch level)."""
         import hashlib
 
         from . import Environment
 
-        probe = JailSandbox(target.image, role=role)
+        probe = JailSandbox(target.image, role=role, engine=engine, **injected)
         base = probe._base()
-        version = base / "bin" / "freebsd-version"
-        digest = hashlib.sha256(version.read_bytes()).hexdigest() if version.exists() else "unknown"
-        log(f"jail base {base} (freebsd-version sha256 {digest[:12]})")
-        return Environment(probe.release, f"sha256:{digest}")
+        result = probe._runner(probe.host_command(["cat", str(base / "bin" / "freebsd-version")]), capture_output=True)
+        version = result.stdout if result.returncode == 0 else b""
+        if isinstance(version, str):
+            version = version.encode()
+        digest = hashlib.sha256(version).hexdigest() if version else "unknown"
+        where = f" on {engine.url}" if probe._ssh else ""
+        log(f"jail base {base}{where} (freebsd-version sha256 {digest[:12]})")
+        return Environment(probe.release, f"sha256:{digest}", (("jail host", engine.url if probe._ssh else "local"),))
 
     # -- commands (pure: unit-tested without a FreeBSD host) ------------------
+    def host_command(self, argv: Sequence[str]) -> list[str]:
+        """argv as run on the jail host: as is, or through one ssh call whose
+        remote command line is quoted word by word (ssh joins its arguments
+        with spaces and hands them to the remote shell)."""
+        return [*self._ssh, shlex.join(argv)] if self._ssh else list(argv)
+
     def create_command(self, root: Path) -> list[str]:
         return [
             "jail", "-c", f"name={self.name}", f"path={root}", f"host.hostname={self.hostname}",
@@ -120,6 +136,11 @@ class JailSandbox:
 
     # -- lifecycle -------------------------------------------------------
     def _base(self) -> Path:
+        if self._ssh and self._system is None:
+            result = self._runner(self.host_command(["uname", "-s"]), capture_output=True, text=True)
+            if result.returncode != 0:
+                raise SandboxError(f"cannot reach the jail host: {(result.stderr or '').strip()[:300]}")
+            self._system = (result.stdout or "").strip()
         if self._system != "FreeBSD":
             raise SandboxError(
                 f"jails need a FreeBSD host (this is {self._system}); build FreeBSD targets there, "
@@ -128,20 +149,23 @@ class JailSandbox:
         if not os.environ.get(JAIL_BASE_ENV):
             raise SandboxError(f"set {JAIL_BASE_ENV} to the folder holding extracted base releases (e.g. {self.release}/)")
         base = Path(os.environ[JAIL_BASE_ENV]) / self.release
-        if not (base / "bin" / "sh").exists():
+        exists = self._runner(self.host_command(["test", "-x", str(base / "bin" / "sh")]), capture_output=True).returncode == 0
+        if not exists:
             raise SandboxError(f"{base} is not an extracted FreeBSD base release (no bin/sh)")
         return base
 
     def _check(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-        result = self._runner(argv, capture_output=True, text=True, **kwargs)
+        result = self._runner(self.host_command(argv), capture_output=True, text=True, **kwargs)
         if result.returncode != 0:
             raise SandboxError(f"{' '.join(argv[:3])} failed: {(result.stderr or result.stdout).strip()[:300]}")
         return result
 
     def start(self) -> None:
         base = self._base()
-        work = Path(os.environ.get(JAIL_WORK_ENV) or tempfile.gettempdir())
-        root = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=work))
+        work = os.environ.get(JAIL_WORK_ENV) or ("/tmp" if self._ssh else tempfile.gettempdir())
+        # mktemp on the jail host: the folder is created there, private (0700)
+        made = self._check(["mktemp", "-d", f"{work}/{self.name}-XXXXXX"])
+        root = Path(made.stdout.strip())
         self.root = root
         dataset = os.environ.get(JAIL_ZFS_ENV)
         if dataset:
@@ -160,7 +184,7 @@ class JailSandbox:
             return
         root, self.root = self.root, None
         for argv in self.remove_commands(root):
-            self._runner(argv, capture_output=True, text=True)
+            self._runner(self.host_command(argv), capture_output=True, text=True)
 
     def __enter__(self) -> "JailSandbox":
         try:
@@ -190,7 +214,7 @@ class JailSandbox:
         stdin: bytes | None = None,
     ) -> int:
         self._require()
-        process = self._popen(self.exec_command(argv, env, workdir, user), stdin=subprocess.PIPE,
+        process = self._popen(self.host_command(self.exec_command(argv, env, workdir, user)), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if stdin is not None:
             process.stdin.write(stdin)
@@ -222,7 +246,7 @@ class JailSandbox:
     def open_tar(self, path: str) -> Iterator[BinaryIO]:
         self._require()
         parent, _, name = path.rstrip("/").rpartition("/")
-        argv = self.exec_command(["tar", "-cf", "-", "-C", parent or "/", name], None, "/", "root")
+        argv = self.host_command(self.exec_command(["tar", "-cf", "-", "-C", parent or "/", name], None, "/", "root"))
         process = self._popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         limits = Limits.from_environment()
         bound = limits.max_bytes + limits.max_members * 1536 + (1 << 20)
@@ -235,6 +259,16 @@ class JailSandbox:
             if process.poll() is None:
                 process.kill()
             process.wait()
+
+
+def ssh_prefix(url: str) -> list[str]:
+    """ssh://[user@]host[:port] -> the ssh command that runs one remote
+    command: BatchMode so a missing key fails instead of prompting a CI job."""
+    rest = url[len("ssh://"):] if url.startswith("ssh://") else url
+    destination, _, port = rest.partition(":")
+    if not destination or destination.startswith("-") or (port and not port.isdigit()):
+        raise SandboxError(f"{url}: expected ssh://[user@]host[:port]")
+    return ["ssh", "-T", "-o", "BatchMode=yes", *(["-p", port] if port else []), destination, "--"]
 
 
 def jail_tools_available() -> str | None:
