@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=${QMAIL_PKG_VENV:-.venv}
-HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal"
+HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils"
 
 say() { printf '==> %s\n' "$*" >&2; }
 

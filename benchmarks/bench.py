@@ -173,8 +173,8 @@ def staged_tree_from_deb(deb: Path, store_root: Path):
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar:
             path = "/" + member.name.lstrip("./").rstrip("/")
-            if path == "/":
-                continue
+            if path == "/" or path.startswith(("/usr/share/doc/", "/usr/share/lintian/")):
+                continue  # each packager adds its own documentation and lintian files
             mode = member.mode & 0o7777
             if member.isdir():
                 entries.append(Entry(path, "dir", mode, member.uname, member.gname))

@@ -7,6 +7,7 @@ import argparse
 import errno
 import json
 import os
+import re
 import signal
 import sys
 import traceback
@@ -57,6 +58,15 @@ def _source_override(text: str) -> tuple[str, Path]:
     if not sep or not name or not path:
         raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
     return name, Path(path).resolve()
+
+
+def _option(value: bool):
+    def parse(text: str) -> tuple[str, bool]:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,30}", text):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an option name (lower-case letters, digits and -)")
+        return text, value
+
+    return parse
 
 
 def _engine(text: str):
@@ -125,14 +135,18 @@ def _build_options(args):
         quiet=args.json,
         use_cache=not args.no_cache,
         engines=tuple(args.engine or ()) + load_settings(),
+        choices=tuple(args.choices or ()),
     )
 
 
 def cmd_build(args) -> int:
     from .matrix import Matrix
 
+    from .recipe.options import resolve
+
     recipe = _load(args.recipe)
     targets = _targets(recipe, args.target, args.all)
+    resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
     matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
@@ -177,6 +191,8 @@ def cmd_verify(args) -> int:
 
     recipe = _load(args.recipe)
     target = _targets(recipe, [args.target], False)[0]
+    if args.power_cut:
+        return _power_cut(args, recipe, target)
     report = run_verify(
         recipe,
         target,
@@ -187,6 +203,46 @@ def cmd_verify(args) -> int:
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
+    return 0 if report.passed else 1
+
+
+def _power_cut(args, recipe, target) -> int:
+    from .errors import VerifyError
+    from .verify.lifecycle import find_record
+    from .verify.powercut import FILESYSTEMS, PowerCutOptions, run_power_cut
+
+    if len(args.artifacts) != 1:
+        raise VerifyError("--power-cut takes one package (and --baseline for the comparison)")
+    package = Path(args.artifacts[0]).resolve()
+    for path in [package, *([Path(args.baseline)] if args.baseline else [])]:
+        if not path.is_file():
+            raise VerifyError(f"{path}: no such package")
+    record = find_record(package)
+    if record.get("variant"):
+        raise VerifyError(f"{package.name} is a variant build ({record['variant']}); give the package itself, "
+                          "and the variant as --baseline")
+    baseline_name = ""
+    if args.baseline:
+        baseline_record = find_record(Path(args.baseline).resolve())
+        if not baseline_record.get("variant"):
+            raise VerifyError(f"--baseline {args.baseline}: not a variant build; build it with --without syncdir")
+        baseline_name = baseline_record["package"]
+    options = PowerCutOptions(cycles=args.power_cut, filesystems=tuple(args.fs or FILESYSTEMS),
+                              baseline=Path(args.baseline).resolve() if args.baseline else None, seed=args.seed,
+                              jobs=args.jobs or 0, keep=Path(args.keep).resolve())
+    report = run_power_cut(recipe, target, package, record["package"], options,
+                           log=lambda line: print(f"power cut: {line}", file=sys.stderr, flush=True),
+                           baseline_name=baseline_name)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        print(report.table())
+        failed = [r for r in report.results if r.error]
+        for result in failed:
+            print(f"{result.cycle.name}: {result.error}", file=sys.stderr)
+        print(f"{'PASS' if report.passed else 'FAIL'}: acknowledged mail "
+              f"{'survived every power cut' if report.passed else 'was not safe in every cycle'} "
+              f"with {package.name} (details: {options.keep}/report.json)")
     return 0 if report.passed else 1
 
 
@@ -292,6 +348,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--check-reproducible", action="store_true",
                    help="build twice (other folder, host name, time zone, umask, make -j1) and compare the bytes; "
                         "a difference is explained by diffoscope, its report kept beside the artifacts")
+    p.add_argument("--with", dest="choices", action="append", type=_option(True), metavar="OPTION",
+                   help="turn a build option of the recipe on (see its `options:`)")
+    p.add_argument("--without", dest="choices", action="append", type=_option(False), metavar="OPTION",
+                   help="turn a build option off: the result is a variant, renamed and never published "
+                        "(e.g. --without syncdir, the power-cut baseline)")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="report targets whose image or jail this host cannot have as skipped, not failed")
     p.set_defaults(func=cmd_build)
@@ -316,6 +377,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=_whole_number(1, 100000), default=200,
                    help="messages in flight during the upgrade")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--power-cut", type=_whole_number(1, 10000), metavar="N",
+                   help="instead of the lifecycle: N power cuts per file system in a virtual machine, every "
+                        "acknowledged message classified (delivered, queued, stranded, lost)")
+    p.add_argument("--fs", action="append", choices=["ext4", "ext4-nojournal", "xfs"],
+                   help="file system for --power-cut (repeatable; default: all three)")
+    p.add_argument("--baseline", help="the same package built --without syncdir, to show the difference")
+    p.add_argument("--seed", type=_whole_number(0, 2**31), default=1,
+                   help="first seed of the power-cut moments (a cycle's seed replays its cut delay)")
+    p.add_argument("--jobs", "-j", type=_whole_number(1, 64), metavar="N",
+                   help="machines at once for --power-cut (default: as many as cores)")
+    p.add_argument("--keep", default="power-cut", help="folder for consoles, repairs and classifications")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("lint", help="the format's linter as a gate: lintian, rpmlint, .pkg read-back")

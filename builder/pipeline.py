@@ -22,6 +22,8 @@ from .provenance import statement
 from .engines import Engine, engine_for
 from .errors import BuildError, SourceError
 from .package import Artifact, Packager, PackageSpec, packager_for
+from .recipe.options import Choices, variant_recipe
+from .recipe.options import resolve as resolve_options
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Board, Progress
 from .recipe.model import Recipe, Target
@@ -58,6 +60,7 @@ class BuildOptions:
     run_id: str = ""  # labels this run's sandboxes (the matrix removes them on interrupt)
     variation: Variation = Variation()
     engines: tuple[Engine, ...] = ()  # which engine builds which target (builder/engines.py)
+    choices: Choices = ()  # --with / --without: the recipe's build options (builder/recipe/options.py)
     board: Board | None = None  # the shared live display when several targets build at once
 
 
@@ -101,30 +104,34 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
         labels["qmail-pkg.run"] = run_id
     layout = plan.recipe.layout
     roots = (layout.prefix, *layout.harvest)
+    probe = plan.platform.dependency_probe(roots)
+    steps_folder = _steps_folder(plan, workdir, probe)
+    trees = [(source.tree, f"{SOURCES_IN_SANDBOX}/{source.name}") for source in plan.sources]
+    if target.patches:
+        patch_dir = workdir / "patches"
+        patch_dir.mkdir(exist_ok=True)
+        for patch in target.patches:
+            shutil.copy2(patch.file, patch_dir / patch.file.name)
+        trees.append((patch_dir, PATCHES_IN_SANDBOX))
+    trees.append((steps_folder, STEPS_IN_SANDBOX))
     with open_sandbox(target, environment.reference, role="build", labels=labels,
                       hostname=variation.hostname, engine=engine) as sandbox:
         progress.stage("copy sources in")
-        for source in plan.sources:
-            sandbox.put_tree(source.tree, f"{SOURCES_IN_SANDBOX}/{source.name}")
-        if target.patches:
-            patch_dir = workdir / "patches"
-            patch_dir.mkdir(exist_ok=True)
-            for patch in target.patches:
-                shutil.copy2(patch.file, patch_dir / patch.file.name)
-            sandbox.put_tree(patch_dir, PATCHES_IN_SANDBOX)
+        sandbox.put_trees(trees)  # one copy: sources, patches and the steps
         env = {**dict(plan.env), "TZ": variation.timezone, "QMAIL_PKG_UMASK": variation.umask}
-        _run_steps(sandbox, plan, progress, workdir, env)
+        _run_steps(sandbox, plan, progress, env)
+        # the library probe runs in the sandbox while the tree is copied out
+        progress.stage("harvest staged tree")
+        tree = harvest(sandbox, roots, IdNames.of(target.accounts), ContentStore(workdir / "content"))
         library_depends: tuple[str, ...] = ()
-        probe = plan.platform.dependency_probe(roots)
         if probe is not None:
             progress.stage("find the libraries the binaries need")
             lines: list[str] = []
-            code = sandbox.run(probe, env=env, on_output=lambda line: (lines.append(line), progress.line(line)))
+            code = sandbox.run(["sh", "-c", PROBE_RESULT, "sh", f"{STEPS_IN_SANDBOX}/probe-result"], env=env,
+                               on_output=lambda line: (lines.append(line), progress.line(line)))
             if code != 0:
                 raise BuildError(f"{target.name}: finding library dependencies failed with exit {code} (log: {progress.log_path})")
             library_depends = plan.platform.parse_dependencies(lines)
-        progress.stage("harvest staged tree")
-        tree = harvest(sandbox, roots, IdNames.of(target.accounts), ContentStore(workdir / "content"))
     return BuildOutput(tree, environment, library_depends, engine.url if engine else "local")
 
 
@@ -132,18 +139,36 @@ STEP_RUNNER = Path(__file__).resolve().parent / "sandbox" / "run-steps.sh"
 STEPS_IN_SANDBOX = "/build/.steps"
 
 
-def _run_steps(sandbox, plan: Plan, progress: Progress, workdir: Path, env: dict[str, str]) -> None:
-    """Every step in one exec: the runner script reads each step's argv from
-    a file (NUL-separated), and its markers move the progress display."""
+# Waits for the background probe the step runner started, then replays its
+# output and exit code.
+PROBE_RESULT = 'while [ ! -f "$1.rc" ]; do sleep 0.05; done; cat "$1.out"; exit "$(cat "$1.rc")"'
+
+
+def _argv_file(argv: tuple[str, ...]) -> bytes:
+    return b"\0".join(arg.encode() for arg in argv) + b"\0"
+
+
+def _steps_folder(plan: Plan, workdir: Path, probe: tuple[str, ...] | None) -> Path:
+    """The step runner and one file per step with its argv, NUL-separated
+    (and the library probe's, run after the last step)."""
     folder = workdir / "steps"
     folder.mkdir()
     width = len(str(len(plan.steps)))
     for step in plan.steps:
         if any("\0" in arg for arg in step.argv):
             raise BuildError(f"{plan.target.name}: step {step.number} holds a NUL byte")
-        (folder / str(step.number).zfill(width)).write_bytes(b"\0".join(arg.encode() for arg in step.argv) + b"\0")
+        (folder / str(step.number).zfill(width)).write_bytes(_argv_file(step.argv))
+    if probe is not None:
+        (folder / "probe").write_bytes(_argv_file(probe))
+        (folder / "probe-after").write_text(f"{plan.installed_after}\n")
     (folder / "run").write_bytes(STEP_RUNNER.read_bytes())
-    sandbox.put_tree(folder, STEPS_IN_SANDBOX)
+    return folder
+
+
+def _run_steps(sandbox, plan: Plan, progress: Progress, env: dict[str, str]) -> None:
+    """Every step in one exec: the runner script reads each step's argv from
+    a file (NUL-separated), and its markers move the progress display."""
+    width = len(str(len(plan.steps)))
     titles = {str(step.number).zfill(width): step for step in plan.steps}
     failed: list[tuple[int, str]] = []
 
@@ -279,7 +304,9 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         "image": {"reference": output.environment.reference, "id": output.environment.identity,
                   **{key: value for key, value in output.environment.details}},
         "recipe": {"path": str(plan.recipe.path), "sha256": digest_file(plan.recipe.path, "sha256")},
-        "official": not plan.overridden and not target.test_only,
+        "official": not plan.overridden and not target.test_only and not plan.variant,
+        "options": dict(plan.option_values),
+        "variant": plan.variant,
         "overridden_sources": list(plan.overridden),
         "sources": [
             {"name": s.name, "sha256": s.sha256, "origin": s.origin, "overridden": s.overridden} for s in plan.sources
@@ -357,10 +384,12 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
     workdir = Path(tempfile.mkdtemp(prefix="qmail-pkg-work-"))
     outcome = "failed"
     try:
+        values = resolve_options(recipe, options.choices)
+        recipe = variant_recipe(recipe, values)
         progress.stage("sources")
         sources = _prepare_sources(recipe, options, workdir)
         jobs = options.variation.make_jobs or options.jobs
-        plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs)
+        plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs, option_values=values)
         engine = engine_for(target.name, options.engines)
         progress.stage(f"environment {target.image}" + (f" on {engine.url}" if engine else ""))
         environment = prepare_environment(target, "build", progress.line, engine)

@@ -40,6 +40,16 @@ class Plan:
     steps: tuple[BuildStep, ...]
     env: tuple[tuple[str, str], ...]
     source_date_epoch: int
+    option_values: tuple[tuple[str, bool], ...] = ()  # every build option's value for this build
+    # the number of the last step before the platform's finishing steps
+    # (stripping): the installed tree is complete from then on
+    installed_after: int = 0
+
+    @property
+    def variant(self) -> dict[str, bool]:
+        """The options set otherwise than the recipe's defaults (a variant build)."""
+        defaults = self.recipe.option_defaults()
+        return {name: value for name, value in self.option_values if defaults.get(name) != value}
 
     @property
     def version(self) -> str:
@@ -79,6 +89,7 @@ class Plan:
             "patches": [(p.file.name, p.source, p.strip, _file_sha256(p.file)) for p in self.target.patches],
             "env": [(k, v) for k, v in self.env if k != "JOBS"],
             "epoch": self.source_date_epoch,
+            "option_values": list(self.option_values),
             "environment": environment,
             "tool": tool,
         }
@@ -120,6 +131,7 @@ def make_plan(
     revision: int | None = None,
     jobs: int | None = None,
     epoch: int | None = None,
+    option_values: dict[str, bool] | None = None,
 ) -> Plan:
     jobs = jobs or target.jobs or os.cpu_count() or 1
     epoch = source_date_epoch(target, sources) if epoch is None else epoch
@@ -146,8 +158,10 @@ def make_plan(
             "-i", f"{PATCHES_IN_SANDBOX}/{patch.file.name}",
         )
         titled.append((f"apply {patch.file.name} to {patch.source}", argv))
-    for script in target.steps:
+    values = recipe.option_defaults() if option_values is None else option_values
+    for script in target.steps_for(values):
         titled.append((_title(script), ("sh", "-eu", "-c", script)))
+    recipe_steps = len(titled)
     titled += userland.finish_steps((recipe.layout.prefix, *recipe.layout.harvest))
     steps = tuple(BuildStep(number, title, argv) for number, (title, argv) in enumerate(titled, 1))
     return Plan(
@@ -158,4 +172,6 @@ def make_plan(
         steps=steps,
         env=tuple(env.items()),
         source_date_epoch=epoch,
+        option_values=tuple(sorted(values.items())),
+        installed_after=recipe_steps,
     )

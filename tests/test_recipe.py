@@ -465,12 +465,35 @@ def test_env(tmp_path: Path) -> None:
 def test_steps_must_be_strings(tmp_path: Path) -> None:
     text = edit(MINIMAL, "    - make\n", "    - make\n    - cd: src\n    - 42\n    -\n")
     text += "    steps_after: [ok, [nested]]\n"
+    step = "a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)"
     assert problems_of(tmp_path, text) == [
-        "F:24:7: build.steps[1]: a step must be a string of shell",
-        "F:25:7: build.steps[2]: a step must be a string of shell",
-        "F:26:6: build.steps[3]: a step must be a string of shell",
-        "F:33:23: targets[0].steps_after[1]: a step must be a string of shell",
+        f"F:24:7: build.steps[1]: {step}",
+        f"F:25:7: build.steps[2]: {step}",
+        f"F:26:6: build.steps[3]: {step}",
+        f"F:33:23: targets[0].steps_after[1]: {step}",
     ]
+
+
+def test_options_and_the_steps_that_depend_on_them(tmp_path: Path) -> None:
+    options = "options:\n  fast:\n    default: true\n    description: the fast path\n"
+    text = options + edit(MINIMAL, "    - make\n", "    - make\n    - {run: make fast, if: fast}\n"
+                                                   "    - run: |\n        # slow path\n        make slow\n      unless: fast\n")
+    recipe = load_text(tmp_path, text)
+    assert [(o.name, o.default) for o in recipe.build_options] == [("fast", True)]
+    target = recipe.targets[0]
+    assert target.steps_for({"fast": True}) == ("make", "make fast")
+    assert target.steps_for({"fast": False}) == ("make", "# slow path\nmake slow\n")
+    step = "a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)"
+    bad = options + edit(MINIMAL, "    - make\n", "    - {run: make, if: slow}\n    - {run: make, if: fast, unless: fast}\n"
+                                                  "    - {run: make}\n    - {run: 'make # x', if: fast, then: y}\n")
+    assert problems_of(tmp_path, bad) == [
+        "F:27:23: build.steps[0].if: unknown option 'slow' (options: fast)",
+        f"F:28:7: build.steps[1]: {step}",
+        f"F:29:7: build.steps[2]: {step}",
+        f"F:30:7: build.steps[3]: {step}",
+    ]
+    assert problems_of(tmp_path, "options:\n  Fast: {default: yes, description: ''}\n" + MINIMAL)[0].startswith(
+        "F:2:3: options.Fast: 'Fast' an option name is")
 
 
 # --------------------------------------------------------------------------
@@ -574,7 +597,7 @@ def test_every_problem_is_reported_sorted_by_line(tmp_path: Path) -> None:
         "F:1:1: oops: unknown key 'oops'",
         "F:5:12: package.version: must be a string (quote it)",
         "F:13:5: sources[0]: no sha256 or sha512 checksum: a source must be pinned",
-        "F:23:7: build.steps[0]: a step must be a string of shell",
+        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)",
         "F:29:15: targets[0].formats[0]: format 'rpm' needs family 'rhel', not 'debian'",
     ]
 
@@ -600,7 +623,7 @@ def test_recursive_alias(tmp_path: Path) -> None:
     assert problems_of(tmp_path, text) == [
         # the alias is the list itself, so both point at its anchor
         "F:23:7: build.steps[0][0]: an alias refers to a value that contains it",
-        "F:23:7: build.steps[0]: a step must be a string of shell",
+        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)",
     ]
 
 
@@ -686,6 +709,8 @@ def test_every_schema_object_is_closed() -> None:
     for where, obj in _objects(json.loads(schema_text())):
         if where == "#/$defs/env":  # a mapping of arbitrary variable names
             assert obj["additionalProperties"] == {"type": "string"}
+        elif where == "#/properties/options":  # a mapping of option names, each closed
+            assert obj["additionalProperties"]["additionalProperties"] is False
         else:
             assert obj.get("additionalProperties") is False, where
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import SandboxError
+from ..errors import SandboxError, VerifyError
 
 if TYPE_CHECKING:  # only for annotations: platforms sit below the stages that use them
     from ..recipe.model import Accounts, Target
@@ -95,6 +96,15 @@ class Platform:
     def parse_dependencies(self, output: list[str]) -> tuple[str, ...]:
         """The probe's output as relations in this family's format."""
         return ()
+
+    def vm_userland(self, suite: str, architecture: str, init: Path, dest: Path, log: Callable[[str], None]) -> None:
+        """A bootable userland of this family in the empty folder `dest`, for
+        power-cut machines: a kernel and initramfs in /boot, the tools to
+        make and repair the file systems tried, `init` installed as
+        /sbin/qmail-pkg-init, and the package manager ready to install a
+        package file."""
+        raise VerifyError(f"power-cut machines are made for Debian targets here; {self.family} has no "
+                          "machine image recipe (its userland cannot be bootstrapped on this host)")
 
     def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
         raise SandboxError(

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 from .base import Steps
 
-# ELF files below the roots; stat and chown keep what strip's rewrite would drop.
+# ELF files below the roots (found by one perl, which every GNU build image
+# has); each is stripped into a new file that gets the owner and mode back
+# and is renamed over the original: whoever reads the binaries meanwhile
+# (the library probe) sees the old file or the new one, never half of one.
 STRIP_SCRIPT = r"""
-find "$@" -type f -exec sh -c '
-for f; do
-    [ "$(od -An -N4 -tx1 "$f" | tr -d " ")" = 7f454c46 ] || continue
+find "$@" -type f -print0 | perl -0ne 'chomp; open(my $f, "<", $_) or next;
+    read($f, my $magic, 4); print "$_\n" if $magic eq "\x7fELF"' |
+while IFS= read -r f; do
     mode=$(stat -c %a "$f")
     owner=$(stat -c %u:%g "$f")
-    strip --remove-section=.comment --remove-section=.note --strip-unneeded "$f"
-    chown "$owner" "$f"
-    chmod "$mode" "$f"
-done' sh {} +
+    strip --remove-section=.comment --remove-section=.note --strip-unneeded -o "$f.qmail-pkg-strip" "$f"
+    chown "$owner" "$f.qmail-pkg-strip"
+    chmod "$mode" "$f.qmail-pkg-strip"
+    mv -f "$f.qmail-pkg-strip" "$f"
+done
 """
 
 

@@ -29,6 +29,7 @@ from builder.errors import RecipeError
 from builder.platforms import platform_for
 from builder.recipe.model import (
     Accounts,
+    BuildOption,
     Group,
     Layout,
     PackageMeta,
@@ -203,8 +204,14 @@ class _Loader(yaml.SafeLoader):
     """Composes nodes only; _Walker builds the data so it can record positions."""
 
 
+_STEP_LISTS = ("steps", "steps_before", "steps_after")
+
+
 def _is_step(path: FieldPath) -> bool:
-    return len(path) >= 2 and isinstance(path[-1], int) and path[-2] in ("steps", "steps_before", "steps_after")
+    """A step's shell text: an item of a step list, or the run: of one."""
+    if len(path) >= 3 and path[-1] == "run" and isinstance(path[-2], int):
+        return path[-3] in _STEP_LISTS
+    return len(path) >= 2 and isinstance(path[-1], int) and path[-2] in _STEP_LISTS
 
 
 class _Walker:
@@ -668,8 +675,31 @@ def _check_paths(data: dict[str, Any], report: _Report) -> None:
             report.at_value(("layout", "harvest", index), f"{folder} overlaps layout.prefix ({prefix}), which is harvested already")
 
 
+def _step_lists(data: dict[str, Any]) -> Iterator[tuple[FieldPath, list]]:
+    build = data.get("build")
+    if isinstance(build, dict) and isinstance(build.get("steps"), list):
+        yield ("build", "steps"), build["steps"]
+    for index, target in _mappings(data.get("targets")):
+        for key in _STEP_LISTS:
+            if isinstance(target.get(key), list):
+                yield ("targets", index, key), target[key]
+
+
+def _check_step_options(data: dict[str, Any], report: _Report) -> None:
+    """`if:` and `unless:` name an option the recipe declares."""
+    declared = data.get("options") if isinstance(data.get("options"), dict) else {}
+    for base, steps in _step_lists(data):
+        for number, step in _mappings(steps):
+            for key in ("if", "unless"):
+                name = step.get(key)
+                if isinstance(name, str) and name not in declared:
+                    known = ", ".join(sorted(map(str, declared))) or "none"
+                    report.at_value(base + (number, key), f"unknown option {_show(name)} (options: {known})")
+
+
 def _check_references(data: dict[str, Any], recipe_path: Path, report: _Report) -> None:
     _check_paths(data, report)
+    _check_step_options(data, report)
     sources = _check_sources(data, report)
     _check_accounts(data.get("accounts"), ("accounts",), report)
     targets = _check_targets(data, report)
@@ -710,7 +740,9 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
     build = data["build"]
     env = dict(build.get("env", {}))
     env.update(raw.get("env", {}))  # target wins, build's order is kept
-    steps = raw.get("steps_before", []) + raw.get("steps", build["steps"]) + raw.get("steps_after", [])
+    items = raw.get("steps_before", []) + raw.get("steps", build["steps"]) + raw.get("steps_after", [])
+    steps = [item["run"] if isinstance(item, dict) else item for item in items]
+    when = [_step_rule(item) for item in items]
     name = raw["name"]
     return Target(
         name=name,
@@ -733,7 +765,14 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         test_only=raw.get("test_only", False),
         source_date_epoch=build.get("source_date_epoch"),
         position=position,
+        step_when=tuple(when) if any(when) else (),
     )
+
+
+def _step_rule(item: Any) -> tuple[str, bool] | None:
+    if isinstance(item, dict):
+        return (item["if"], True) if "if" in item else (item["unless"], False)
+    return None
 
 
 def _patch(raw: dict[str, Any], recipe_path: Path) -> Patch:
@@ -765,6 +804,8 @@ def _convert(data: dict[str, Any], recipe_path: Path, report: _Report) -> Recipe
         ),
         options={packager.options_key: packager.options(data.get(packager.options_key, {}))
                  for packager in _packagers()},
+        build_options=tuple(BuildOption(name, spec["default"], spec["description"])
+                            for name, spec in data.get("options", {}).items()),
     )
 
 

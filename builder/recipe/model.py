@@ -135,6 +135,22 @@ class Target:
     source_date_epoch: int | None = None  # build.source_date_epoch, when the recipe fixes it
     # where the target is written in the recipe (line, column), for messages
     position: tuple[int, int] = field(default=(1, 1), compare=False)
+    # per step: None (always), or (option, True) for `if:`, (option, False) for `unless:`
+    step_when: tuple[tuple[str, bool] | None, ...] = ()
+
+    def steps_for(self, chosen: dict[str, bool]) -> tuple[str, ...]:
+        """The steps a build with these option values runs."""
+        when = self.step_when or (None,) * len(self.steps)
+        return tuple(step for step, rule in zip(self.steps, when) if rule is None or chosen.get(rule[0]) == rule[1])
+
+
+@dataclass(frozen=True)
+class BuildOption:
+    """A build option, as pkgsrc has them: on or off per build."""
+
+    name: str
+    default: bool
+    description: str
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,10 @@ class Recipe:
     targets: tuple[Target, ...]
     # Each packager's own section, by its recipe key (debian, rpm, freebsd).
     options: dict[str, Any] = field(default_factory=dict)
+    build_options: tuple[BuildOption, ...] = ()  # the recipe's `options:`
+
+    def option_defaults(self) -> dict[str, bool]:
+        return {option.name: option.default for option in self.build_options}
 
     def target(self, name: str) -> Target:
         for target in self.targets:

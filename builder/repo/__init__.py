@@ -75,6 +75,12 @@ def collect(artifact_dir: Path) -> list[Published]:
             rows = record["artifacts"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PublishError(f"{record_path}: not a build record ({exc})") from None
+        if record.get("variant"):
+            # a variant (e.g. the power-cut baseline without syncdir) lacks
+            # what the package is for: no repository ever carries one
+            said = ", ".join(f"{'with' if on else 'without'} {name}" for name, on in sorted(record["variant"].items()))
+            raise PublishError(f"{record_path}: a variant build ({said}) is never published; "
+                               "build variants into another folder than the one you publish")
         for row in rows:
             path = record_path.parent / row["file"]
             if not path.is_file():

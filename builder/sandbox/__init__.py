@@ -23,6 +23,9 @@ class Sandbox(Protocol):
     def put_tree(self, host_dir: Path, dest: str) -> None:
         """Copy host_dir's content to dest inside, owned by root (no host ids leak)."""
 
+    def put_trees(self, trees: Sequence[tuple[Path, str]]) -> None:
+        """put_tree for several (host_dir, dest) at once, in one copy."""
+
     def put_file(self, content: bytes, dest: str, mode: int = 0o644) -> None: ...
 
     def run(

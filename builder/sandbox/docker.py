@@ -78,17 +78,35 @@ def tar_of_file(name: str, content: bytes, mode: int) -> bytes:
     return buffer.getvalue()
 
 
+def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info
+
+
 def tar_of_tree(host_dir: Path) -> bytes:
+    return tar_of_trees([(host_dir, "")])
+
+
+def tar_of_trees(trees: Sequence[tuple[Path, str]]) -> bytes:
+    """One archive holding each host folder's content at its destination
+    (relative to where it is extracted), with every parent folder, owned by
+    root: one copy into a sandbox instead of one per folder."""
     buffer = io.BytesIO()
-
-    def as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = 0
-        info.uname = info.gname = "root"
-        return info
-
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(host_dir.iterdir()):
-            tar.add(path, arcname=path.name, filter=as_root)
+        made: set[str] = set()
+        for host_dir, dest in trees:
+            parts = [part for part in dest.strip("/").split("/") if part]
+            for depth in range(1, len(parts) + 1):
+                folder = "/".join(parts[:depth])
+                if folder not in made:
+                    made.add(folder)
+                    info = tarfile.TarInfo(folder)
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    tar.addfile(_as_root(info))
+            prefix = "/".join(parts)
+            for path in sorted(host_dir.iterdir()):
+                tar.add(path, arcname=f"{prefix}/{path.name}" if prefix else path.name, filter=_as_root)
     return buffer.getvalue()
 
 
@@ -184,9 +202,11 @@ class DockerSandbox:
 
     # -- files -----------------------------------------------------------
     def put_tree(self, host_dir: Path, dest: str) -> None:
-        self.run(["mkdir", "-p", dest])
-        if not self._require().put_archive(dest, tar_of_tree(host_dir)):
-            raise SandboxError(f"copying {host_dir} into the sandbox at {dest} failed")
+        self.put_trees([(host_dir, dest)])
+
+    def put_trees(self, trees: Sequence[tuple[Path, str]]) -> None:
+        if not self._require().put_archive("/", tar_of_trees(trees)):
+            raise SandboxError(f"copying {', '.join(str(d) for _, d in trees)} into the sandbox failed")
 
     def put_file(self, content: bytes, dest: str, mode: int = 0o644) -> None:
         folder, _, name = dest.rpartition("/")

@@ -32,7 +32,7 @@ from ..archive import Limits
 from ..errors import SandboxError
 from ..staged import StreamReader
 from . import OutputSink
-from .docker import tar_of_file, tar_of_tree
+from .docker import tar_of_file, tar_of_trees
 
 JAIL_BASE_ENV = "QMAIL_PKG_JAIL_BASE"
 JAIL_ZFS_ENV = "QMAIL_PKG_JAIL_ZFS"
@@ -231,7 +231,10 @@ class JailSandbox:
 
     # -- files -----------------------------------------------------------
     def put_tree(self, host_dir: Path, dest: str) -> None:
-        self._put(tar_of_tree(host_dir), dest)
+        self.put_trees([(host_dir, dest)])
+
+    def put_trees(self, trees: Sequence[tuple[Path, str]]) -> None:
+        self._put(tar_of_trees(trees), "/")
 
     def put_file(self, content: bytes, dest: str, mode: int = 0o644) -> None:
         folder, _, name = dest.rpartition("/")
