@@ -8,7 +8,8 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=${QMAIL_PKG_VENV:-.venv}
-HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils"
+EMULATED="aarch64" # qemu's names of the architectures recipes build for besides the host's
+HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils qemu-user-static binfmt-support"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -47,8 +48,34 @@ python_env() {
     "$VENV/bin/pip" install -q -e '.[test]'
 }
 
+# Other architectures (arm64) build and verify under qemu-user through
+# binfmt_misc. Debian registers the handlers without the C flag, so setuid
+# programs (qmail-queue) would run unprivileged under emulation: register
+# them again with it. The kernel may offer no binfmt_misc: then say so and
+# go on (amd64 builds do not need it).
+enable_emulation() {
+    binfmt=/proc/sys/fs/binfmt_misc
+    if [ ! -e "$binfmt/status" ] && ! mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null; then
+        say "no binfmt_misc in this kernel: builds for other architectures are not possible here"
+        return 0
+    fi
+    for arch in $EMULATED; do
+        update-binfmts --enable "qemu-$arch" >/dev/null 2>&1 || true
+        spec=/usr/share/binfmts/qemu-$arch
+        if [ -f "$spec" ] && ! grep -q '^flags: .*C' "$binfmt/qemu-$arch" 2>/dev/null; then
+            magic=$(sed -n 's/^magic //p' "$spec")
+            mask=$(sed -n 's/^mask //p' "$spec")
+            interpreter=$(sed -n 's/^interpreter //p' "$spec")
+            [ -e "$binfmt/qemu-$arch" ] && echo -1 >"$binfmt/qemu-$arch"
+            printf ':qemu-%s:M::%s:%s:%s:OCPF\n' "$arch" "$magic" "$mask" "$interpreter" >"$binfmt/register"
+            say "qemu-$arch registered with credentials (setuid programs keep their privileges under emulation)"
+        fi
+    done
+}
+
 setup() {
     install_host_packages
+    enable_emulation
     start_docker
     python_env
 }
@@ -62,7 +89,7 @@ build)
     say "selftest: miniature qmail + syncdir through the whole chain"
     "$VENV/bin/qmail-pkg" selftest
     say "building recipes/qmail-syncdir.yaml for every target (sources from the cache: see README)"
-    "$VENV/bin/qmail-pkg" build recipes/qmail-syncdir.yaml --all --skip-unavailable
+    "$VENV/bin/qmail-pkg" build recipes/qmail-syncdir.yaml --all --arch all --skip-unavailable
     ;;
 test)
     setup

@@ -84,6 +84,29 @@ def _load(recipe_path: str):
     return load_checked(recipe_path)
 
 
+def _builds(targets, architectures: list[str] | None):
+    """Each target once per architecture asked for: its first (primary)
+    architecture without --arch, every one it lists with --arch all.
+    Emulated architectures first: they take longest."""
+    from .emulation import host_architecture
+
+    builds = []
+    for target in targets:
+        if not architectures:
+            chosen = [target.architectures[0]]
+        elif "all" in architectures:
+            chosen = list(target.architectures)
+        else:
+            chosen = architectures
+        for architecture in chosen:
+            if architecture not in target.architectures:
+                raise QmailPkgError(f"{target.name} is not built for {architecture} "
+                                    f"(its architectures: {', '.join(target.architectures)})")
+            builds.append(target.for_architecture(architecture))
+    native = host_architecture()
+    return sorted(builds, key=lambda build: build.architecture == native)
+
+
 def _targets(recipe, names: list[str] | None, all_targets: bool):
     if all_targets:
         return list(recipe.targets)
@@ -145,7 +168,7 @@ def cmd_build(args) -> int:
     from .recipe.options import resolve
 
     recipe = _load(args.recipe)
-    targets = _targets(recipe, args.target, args.all)
+    targets = _builds(_targets(recipe, args.target, args.all), args.arch)
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
     matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable,
@@ -173,7 +196,7 @@ def cmd_images(args) -> int:
 
     recipe = _load(args.recipe)
     roles = ("build", "verify") if args.verify else ("build",)
-    for target in _targets(recipe, args.target, args.all):
+    for target in _builds(_targets(recipe, args.target, args.all), args.arch):
         for role in roles:
             environment = prepare_environment(target, role, lambda line: print(line, file=sys.stderr))
             print(f"{environment.reference} {environment.identity[:19]}")
@@ -218,6 +241,7 @@ def _power_cut(args, recipe, target) -> int:
         if not path.is_file():
             raise VerifyError(f"{path}: no such package")
     record = find_record(package)
+    target = target.for_architecture(record.get("architecture", target.architecture))
     if record.get("variant"):
         raise VerifyError(f"{package.name} is a variant build ({record['variant']}); give the package itself, "
                           "and the variant as --baseline")
@@ -327,6 +351,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("recipe")
         p.add_argument("--target", action="append", help="target name (repeatable)")
         p.add_argument("--all", action="store_true", help="every target of the recipe")
+        p.add_argument("--arch", action="append", metavar="ARCH",
+                       help="build for this architecture (Debian's spelling, repeatable; `all`: every one the "
+                            "target lists; default: its first). Another than this host's runs under qemu-user "
+                            "emulation")
 
     p = sub.add_parser("build", help="build packages for targets of a recipe")
     target_args(p)

@@ -14,6 +14,8 @@ or ~/.config/qmail-pkg/builders.yaml:
         tls: {ca: /etc/qmail-pkg/ca.pem, cert: /etc/qmail-pkg/cert.pem, key: /etc/qmail-pkg/key.pem}
       - targets: [freebsd-*]
         jail: ssh://builder@freebsd-host
+      - targets: ["*/arm64"]                # every arm64 build, natively
+        docker: ssh://builder@arm64-box
 
 The first matching entry wins; a target no entry names uses the local
 engine. Signing keys never go to an engine: artifacts come back and are
@@ -97,5 +99,9 @@ def load_settings(path: Path | None = None) -> tuple[Engine, ...]:
     return tuple(engines)
 
 
-def engine_for(target: str, engines: tuple[Engine, ...]) -> Engine | None:
-    return next((engine for engine in engines if engine.matches(target)), None)
+def engine_for(target: str, engines: tuple[Engine, ...], architecture: str = "") -> Engine | None:
+    """The first engine whose pattern matches the target's name, or its name
+    with the architecture (`*/arm64` sends every arm64 build to a native
+    arm64 engine instead of emulating it here)."""
+    names = [target] + ([f"{target}/{architecture}"] if architecture else [])
+    return next((engine for engine in engines if any(engine.matches(name) for name in names)), None)

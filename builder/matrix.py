@@ -67,15 +67,15 @@ class Matrix:
                 reports = tuple(str(c.report) for c in reproduction.comparisons if c.report)
                 status = "built" if reproduction.reproducible else "failed"
                 reason = "" if reproduction.reproducible else f"not reproducible: see {', '.join(reports)}"
-                return Outcome(target.name, status, reproduction.result, reason, reproduction.reproducible, reports)
+                return Outcome(target.label, status, reproduction.result, reason, reproduction.reproducible, reports)
             result = build_target(self.recipe, target, options)
         except SandboxError as exc:
             if self.skip_unavailable:
-                return Outcome(target.name, "skipped", reason=str(exc))
-            return Outcome(target.name, "failed", reason=str(exc))
+                return Outcome(target.label, "skipped", reason=str(exc))
+            return Outcome(target.label, "failed", reason=str(exc))
         except QmailPkgError as exc:
-            return Outcome(target.name, "failed", reason=str(exc))
-        return Outcome(target.name, "cached" if result.cached else "built", result)
+            return Outcome(target.label, "failed", reason=str(exc))
+        return Outcome(target.label, "cached" if result.cached else "built", result)
 
     def __post_init__(self) -> None:
         concurrent_builds = self.jobs > 1 and len(self.targets) > 1

@@ -99,7 +99,8 @@ class BuildOutput:
 def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Environment, run_id: str,
                variation: Variation, engine: Engine | None = None) -> BuildOutput:
     target = plan.target
-    labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name}
+    labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name,
+              "qmail-pkg.architecture": target.architecture}
     if run_id:
         labels["qmail-pkg.run"] = run_id
     layout = plan.recipe.layout
@@ -107,10 +108,10 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
     probe = plan.platform.dependency_probe(roots)
     steps_folder = _steps_folder(plan, workdir, probe)
     trees = [(source.tree, f"{SOURCES_IN_SANDBOX}/{source.name}") for source in plan.sources]
-    if target.patches:
+    if target.active_patches:
         patch_dir = workdir / "patches"
         patch_dir.mkdir(exist_ok=True)
-        for patch in target.patches:
+        for patch in target.active_patches:
             shutil.copy2(patch.file, patch_dir / patch.file.name)
         trees.append((patch_dir, PATCHES_IN_SANDBOX))
     trees.append((steps_folder, STEPS_IN_SANDBOX))
@@ -130,7 +131,7 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
             code = sandbox.run(["sh", "-c", PROBE_RESULT, "sh", f"{STEPS_IN_SANDBOX}/probe-result"], env=env,
                                on_output=lambda line: (lines.append(line), progress.line(line)))
             if code != 0:
-                raise BuildError(f"{target.name}: finding library dependencies failed with exit {code} (log: {progress.log_path})")
+                raise BuildError(f"{target.label}: finding library dependencies failed with exit {code} (log: {progress.log_path})")
             library_depends = plan.platform.parse_dependencies(lines)
     return BuildOutput(tree, environment, library_depends, engine.url if engine else "local")
 
@@ -156,7 +157,7 @@ def _steps_folder(plan: Plan, workdir: Path, probe: tuple[str, ...] | None) -> P
     width = len(str(len(plan.steps)))
     for step in plan.steps:
         if any("\0" in arg for arg in step.argv):
-            raise BuildError(f"{plan.target.name}: step {step.number} holds a NUL byte")
+            raise BuildError(f"{plan.target.label}: step {step.number} holds a NUL byte")
         (folder / str(step.number).zfill(width)).write_bytes(_argv_file(step.argv))
     if probe is not None:
         (folder / "probe").write_bytes(_argv_file(probe))
@@ -191,7 +192,7 @@ def _run_steps(sandbox, plan: Plan, progress: Progress, env: dict[str, str]) -> 
         step = next((s for s in plan.steps if s.number == number), None)
         title = step.title if step else "the step runner"
         raise BuildError(
-            f"{plan.target.name}: step {number} of {len(plan.steps)} failed with exit {step_code}: {title} "
+            f"{plan.target.label}: step {number} of {len(plan.steps)} failed with exit {step_code}: {title} "
             f"(log: {progress.log_path})"
         )
 
@@ -288,7 +289,7 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], duration
         "finished": rfc3339_now(finished),
         "tools": tool_versions(),
         "patches": [{"file": p.file.name, "source": p.source, "sha256": digest_file(p.file, "sha256")}
-                    for p in target.patches],
+                    for p in target.active_patches],
         "tool": f"qmail-pkg {__version__}",
         "package": plan.recipe.package.name,
         "version": f"{plan.version}-{plan.revision}",
@@ -375,8 +376,8 @@ def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path]
 
 def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> BuildResult:
     log_dir = options.log_dir or options.out_dir / "logs"
-    log_path = log_dir / f"{target.name}.log"
-    progress = Progress(target.name, log_path, quiet=options.quiet, board=options.board)
+    log_path = log_dir / f"{target.label.replace('/', '-')}.log"
+    progress = Progress(target.label, log_path, quiet=options.quiet, board=options.board)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     # Everything is written inside a private folder on the same filesystem and
     # renamed into place at the very end, so a failure leaves nothing behind.
@@ -390,7 +391,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         sources = _prepare_sources(recipe, options, workdir)
         jobs = options.variation.make_jobs or options.jobs
         plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs, option_values=values)
-        engine = engine_for(target.name, options.engines)
+        engine = engine_for(target.name, options.engines, target.architecture)
         progress.stage(f"environment {target.image}" + (f" on {engine.url}" if engine else ""))
         environment = prepare_environment(target, "build", progress.line, engine)
         key = plan.cache_key(environment.identity, tool_digest())
@@ -408,7 +409,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         placed = _place(options, target, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
         final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed)]
         outcome = ("ok (cached): " if cached else "ok: ") + ", ".join(a.path.name for a in final)
-        return BuildResult(target.name, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached)
+        return BuildResult(target.label, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached)
     finally:
         progress.close(outcome)
         shutil.rmtree(staging, ignore_errors=True)
@@ -434,7 +435,7 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
         artifacts.append(packager.build(spec, staging, fmt_work))
     progress.stage("write build record")
     record = _record(plan, output, artifacts, dict(progress.durations), tree, key)
-    stem = f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}"
+    stem = f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}_{target.architecture}"
     record_path = staging / f"{stem}.build.json"
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
     (staging / f"{stem}.intoto.json").write_text(json.dumps(statement(record), indent=1, sort_keys=True) + "\n")

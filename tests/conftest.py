@@ -95,5 +95,14 @@ def built_pkg(engine, recipe, fixture_sources, tmp_path_factory):
     return _build(recipe, fixture_sources, tmp_path_factory.mktemp("pkg-r1"), revision=1, target="test-pkg")
 
 
+def with_patches(folder: Path) -> Path:
+    """The recipe's patches/ beside a copy of the recipe written to folder
+    (patch files are found relative to the recipe)."""
+    import shutil
+
+    shutil.copytree(RECIPE.parent / "patches", folder / "patches", dirs_exist_ok=True)
+    return folder
+
+
 def artifact_of(result, fmt: str) -> Path:
     return next(a.path for a in result.artifacts if a.format == fmt)

@@ -16,7 +16,7 @@ from builder.sandbox.images import ensure_image, image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check
 
-from .conftest import RECIPE, ROOT, TARGET
+from .conftest import RECIPE, ROOT, TARGET, with_patches
 
 pytestmark = pytest.mark.docker
 
@@ -191,10 +191,11 @@ def test_recipe_patches_are_applied_in_the_sandbox(engine, recipe, fixture_sourc
     )
     text = tmp_path / "r.yaml"
     text.write_text(RECIPE.read_text().replace(
-        "\nlayout:", "\npatches:\n  - {file: boot-comment.patch, source: qmail, targets: [debian-12]}\n\nlayout:", 1))
+        "\npatches:\n", "\npatches:\n  - {file: boot-comment.patch, source: qmail, targets: [debian-12]}\n", 1))
+    with_patches(tmp_path)
     patched = load_recipe(text)
-    assert [p.file.name for p in patched.target(TARGET).patches] == ["boot-comment.patch"]
-    assert patched.target("debian-13").patches == ()
+    assert [p.file.name for p in patched.target(TARGET).active_patches] == ["boot-comment.patch"]
+    assert patched.target("debian-13").active_patches == ()
     options = BuildOptions(out_dir=tmp_path / "dist", sources_dir=tmp_path / "cache",
                            overrides=tuple(fixture_sources.items()), quiet=True)
     result = build_target(patched, patched.target(TARGET), options)

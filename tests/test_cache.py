@@ -13,7 +13,7 @@ from builder.pipeline import BuildOptions, build_target
 from builder.recipe import load_recipe
 from builder.sandbox.docker import client
 
-from .conftest import RECIPE, TARGET
+from .conftest import RECIPE, TARGET, with_patches
 
 pytestmark = pytest.mark.docker
 
@@ -53,6 +53,7 @@ def test_a_change_that_matters_misses_and_a_damaged_entry_is_rebuilt(engine, fix
                                               "summary: qmail 1.03 MTA relinked with syncdir, changed")
     changed_path = tmp_path / "changed.yaml"
     changed_path.write_text(changed_text)
+    with_patches(tmp_path)
     changed = load_recipe(changed_path)
     other = build_target(changed, changed.target(TARGET), _options(tmp_path / "b", fixture_sources, cache))
     assert not other.cached
@@ -87,6 +88,7 @@ def test_check_reproducible_passes_for_every_format_and_explains_a_difference(en
     leaky.write_text(RECIPE.read_text().replace(
         "    image: qmail-pkg/debian-12\n",
         "    image: qmail-pkg/debian-12\n    steps_after: ['hostname > /var/qmail/boot/built-on']\n", 1))
+    with_patches(tmp_path)
     result = check(leaky, tmp_path / "bad")
     outcomes = {o["target"]: o for o in json.loads(result.stdout)}
     assert result.returncode == 1 and outcomes["debian-12"]["reproducible"] is False

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import RECIPE, ROOT
+from .conftest import RECIPE, ROOT, with_patches
 
 
 def qmail_pkg(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -32,6 +32,7 @@ def test_validate_bad_recipe_one_line_per_problem(tmp_path):
     text = RECIPE.read_text().replace("  section: mail\n", "  section: mail\n  licence: typo\n")
     text = text.replace("    size: 8878\n", "    size: \"big\"\n")
     bad.write_text(text)
+    with_patches(tmp_path)
     result = qmail_pkg("validate", str(bad))
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -62,6 +63,7 @@ def test_build_missing_sources_names_file_urls_and_place(tmp_path):
         RECIPE.read_text()
         .replace("http://cr.yp.to/software/qmail-1.03.tar.gz", "http://127.0.0.1:9/qmail-1.03.tar.gz")
     )
+    with_patches(tmp_path)
     cache = tmp_path / "cache"
     result = qmail_pkg("build", str(recipe), "--target", "debian-12", "--out", str(tmp_path / "dist"), "--sources", str(cache))
     assert result.returncode == 1

@@ -25,7 +25,7 @@ import yaml
 from builder.cli import main
 from builder.engines import Engine, EngineError, engine_for, load_settings, parse_flag
 
-from .conftest import RECIPE, artifact_of
+from .conftest import RECIPE, artifact_of, with_patches
 
 
 # -- settings ---------------------------------------------------------------
@@ -201,6 +201,7 @@ def test_ci_refuses_what_it_cannot_write_unquoted(tmp_path, capsys):
     odd = tmp_path / "my recipes"
     odd.mkdir()
     shutil.copy(RECIPE, odd / "r.yaml")
+    with_patches(odd)
     assert main(["ci", "github", str(odd / "r.yaml"), "--out", str(tmp_path / "p.yml")]) != 0
     err = capsys.readouterr().err
     assert "cannot be written into a pipeline unquoted" in err and len(err.strip().splitlines()) == 1

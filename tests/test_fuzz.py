@@ -28,7 +28,7 @@ from builder.recipe import load_recipe
 from builder.scripts import render_library, script_model
 from builder.staged import ContentStore, StagedTree
 
-from .conftest import RECIPE
+from .conftest import RECIPE, with_patches
 
 REAL = RECIPE.read_text()
 PROBLEM = re.compile(r"^[^\n]+:\d+:\d+: [^\n]+: [^\n]+$")
@@ -73,6 +73,7 @@ def _with(field: str, value: str) -> str:
 
 
 def _outcome(path: Path):
+    with_patches(path.parent)
     try:
         return load_checked(path)
     except RecipeError as exc:

@@ -26,7 +26,7 @@ from builder.preflight import problems_of
 from builder.recipe.model import Source
 from builder.sources import fetch, prepare
 
-from .conftest import RECIPE, ROOT
+from .conftest import RECIPE, ROOT, with_patches
 
 REAL = RECIPE.read_text()
 
@@ -73,8 +73,9 @@ RECIPES: dict[str, tuple] = {
         [f"@:15: package.maintainer: {NL} at offset 57)"]),
     "homepage-trailing-newline": (_sub("homepage: https://cr.yp.to/qmail.html", 'homepage: "https://cr.yp.to/qmail.html\\n"'),
         [f"@:13: package.homepage: {NL} at offset 27)"]),
-    "architecture-trailing-newline": (_sub("    suite: bookworm\n", '    suite: bookworm\n    architecture: "amd64\\n"\n'),
-        [f"@:19: targets[1].architecture: {NL} at offset 5)"]),
+    "architecture-trailing-newline": (_sub("    family: debian\n    architectures: [amd64, arm64]\n    release: \"12\"",
+                                           '    family: debian\n    architectures: ["amd64\\n", arm64]\n    release: "12"'),
+        [f"@:21: targets[1].architectures[0]: {NL} at offset 5)"]),
     "user-trailing-newline": (_sub("name: qmailq, uid", 'name: "qmailq\\n", uid'),
         [f"@:14: accounts.users[4].name: {NL} at offset 6)"]),
     "group-trailing-newline": (_sub("name: qmail, gid", 'name: "qmail\\n", gid'),
@@ -154,8 +155,8 @@ RECIPES: dict[str, tuple] = {
         ["@:9: build.env.A-B: 'A-B' must be a shell variable name"]),
     "source-filename-climbs": (_sub("filename: qmail-1.03.tar.gz", "filename: ../../etc/passwd"),
         ["@:15: sources[0].filename: must be a plain file name, without '/'"]),
-    "patch-outside-its-folder": (_sub("\nlayout:", "\npatches:\n  - {file: ../../etc/passwd, source: qmail}\n\nlayout:"),
-        ["@+1:12: patches[0].file: must be a path inside the recipe's patches/ folder"]),
+    "patch-outside-its-folder": (_sub("\npatches:\n", "\npatches:\n  - {file: ../../etc/passwd, source: qmail}\n"),
+        ["@:12: patches[0].file: must be a path inside the recipe's patches/ folder"]),
     # numbers out of range
     "release-huge": (_sub("  revision: 1\n", "  revision: 1000000000000000000000000000000\n"),
         ["@:13: package.revision: must be at most 999999"]),
@@ -182,6 +183,7 @@ def test_hostile_recipe_gets_its_exact_problem(tmp_path, name):
     path = tmp_path / f"{name}.yaml"
     text = edit(REAL)
     path.write_text(text)
+    with_patches(tmp_path)
     line = _edited_line(edit, text)
     # "@" is the edited line; "@+1" the one after it
     assert problems_of([path]) == [
@@ -228,6 +230,7 @@ def test_build_refuses_a_hostile_recipe_before_any_container(tmp_path):
     """`build` makes the same checks as `validate`, and writes nothing."""
     path = tmp_path / "r.yaml"
     path.write_text(RECIPES["depends-newline-injects-a-field"][0](REAL))
+    with_patches(tmp_path)
     out = tmp_path / "dist"
     result = qmail_pkg("build", str(path), "--target", "debian-12", "--out", str(out),
                        env={"DOCKER_HOST": "unix:///nonexistent.sock"})

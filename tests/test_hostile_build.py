@@ -18,7 +18,7 @@ from builder.recipe import load_recipe
 from builder.sandbox.docker import DockerSandbox, LABEL, client
 from builder.sandbox.images import image_spec
 
-from .conftest import RECIPE, TARGET
+from .conftest import RECIPE, TARGET, with_patches
 
 pytestmark = pytest.mark.docker
 
@@ -29,6 +29,7 @@ def _recipe_with_steps(tmp_path, *steps: str):
     anchor = "    image: qmail-pkg/debian-12\n"
     path = tmp_path / "hostile.yaml"
     path.write_text(text.replace(anchor, anchor + "    steps_after:\n" + block, 1))
+    with_patches(tmp_path)
     return load_recipe(path)
 
 

@@ -15,7 +15,7 @@ from builder.sandbox.docker import LABEL, DockerSandbox, client
 from builder.sandbox.images import image_spec
 from builder.verify.checks import put_artifact
 
-from .conftest import RECIPE, ROOT, TARGET
+from .conftest import RECIPE, ROOT, TARGET, with_patches
 from .test_verify import deb_of, repack_preinst
 
 pytestmark = pytest.mark.docker
@@ -36,6 +36,7 @@ def test_a_signal_removes_the_container_and_leaves_nothing(engine, fixture_sourc
     recipe = tmp_path / "slow.yaml"
     recipe.write_text(RECIPE.read_text().replace(
         "    image: qmail-pkg/debian-12\n", "    image: qmail-pkg/debian-12\n    steps_after: [sleep 60]\n"))
+    with_patches(tmp_path)
     args = [sys.executable, "-m", "builder.cli", "build", str(recipe), "--target", TARGET, "--out", str(out)]
     for name, path in fixture_sources.items():
         args += ["--source", f"{name}={path}"]

@@ -148,6 +148,7 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], eng
             "mmdebstrap",
             "--variant=minbase",
             "--quiet",
+            f"--architectures={spec.architecture}",
             f"--include={','.join(spec.packages)}",
             # What went in, version by version: the build record names it.
             f"--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W -f '${{Package}}=${{Version}}\\n' > {installed}",
@@ -157,7 +158,12 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], eng
             str(rootfs),
             mirror,
         ]
-        log(f"bootstrapping {spec.reference} ({spec.suite}, {len(spec.packages)} packages) from {mirror}")
+        log(f"bootstrapping {spec.reference} ({spec.suite}, {spec.architecture}, {len(spec.packages)} packages) "
+            f"from {mirror}")
+        from ..emulation import host_architecture, require_emulation
+
+        if spec.architecture != host_architecture():
+            require_emulation(spec.architecture)
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
             tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
@@ -167,8 +173,25 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], eng
             f"LABEL {DEFINITION_LABEL}={spec.definition_hash}",
             f"LABEL {PACKAGES_LABEL}=\"{versions}\"",
             f"LABEL qmail-pkg.suite={spec.suite}",
+            f"LABEL qmail-pkg.architecture={spec.architecture}",
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             'CMD ["/bin/sh"]',
         ]
-        client(engine).api.import_image_from_file(str(rootfs), repository=repository, tag=tag or "latest", changes=changes)
+        import_rootfs(client(engine), rootfs, repository, tag or "latest", changes, spec.architecture)
         log(f"imported {spec.reference}")
+
+
+def import_rootfs(connection, rootfs: Path, repository: str, tag: str, changes: list[str], architecture: str) -> None:
+    """`docker import` with the image's true platform (the SDK's import call
+    has no platform: an arm64 userland would be labelled as the host's)."""
+    from ..sandbox.docker import oci_platform
+
+    api = connection.api
+    params = {"fromSrc": "-", "repo": repository, "tag": tag, "changes": changes,
+              "platform": oci_platform(architecture)}
+    with open(rootfs, "rb") as data:
+        response = api._post(api._url("/images/create"), data=data, params=params,
+                             headers={"Content-Type": "application/tar"}, timeout=None)
+    api._raise_for_status(response)
+    if '"error"' in response.text:  # the engine reports failures inside a 200 stream
+        raise SandboxError(f"docker import of {repository}:{tag} failed: {response.text.strip()[-300:]}")

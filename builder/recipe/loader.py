@@ -581,6 +581,8 @@ def _check_targets(data: dict[str, Any], report: _Report) -> set[str]:
                     report.at_value(
                         base + ("formats", number), f"format {fmt!r} needs family {needed!r}, not {family!r}"
                     )
+        if "architecture" in target and "architectures" in target:
+            report.at_key(base + ("architectures",), "give architecture or architectures, not both")
         if "accounts" in target:
             _check_accounts(target["accounts"], base + ("accounts",), report)
         elif "accounts" not in data:
@@ -740,6 +742,7 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
     build = data["build"]
     env = dict(build.get("env", {}))
     env.update(raw.get("env", {}))  # target wins, build's order is kept
+    architectures = tuple(raw.get("architectures") or [raw.get("architecture", "amd64")])
     items = raw.get("steps_before", []) + raw.get("steps", build["steps"]) + raw.get("steps_after", [])
     steps = [item["run"] if isinstance(item, dict) else item for item in items]
     when = [_step_rule(item) for item in items]
@@ -759,7 +762,8 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         patches=tuple(patch for patch in patches if not patch.targets or name in patch.targets),
         accounts=_accounts(raw.get("accounts", data.get("accounts"))),
         suite=raw.get("suite", ""),
-        architecture=raw.get("architecture", "amd64"),
+        architecture=architectures[0],
+        architectures=architectures,
         userland=raw.get("userland", raw["family"]),
         builder=raw.get("builder", platform_for(raw.get("userland", raw["family"])).default_builder),
         test_only=raw.get("test_only", False),
@@ -781,6 +785,7 @@ def _patch(raw: dict[str, Any], recipe_path: Path) -> Patch:
         source=raw["source"],
         strip=raw.get("strip", 1),
         targets=_strings(raw.get("targets")),
+        architectures=_strings(raw.get("architectures")),
     )
 
 

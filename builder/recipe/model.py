@@ -36,6 +36,7 @@ class Patch:
     source: str  # name of the Source it applies to
     strip: int = 1
     targets: tuple[str, ...] = ()  # empty: every target
+    architectures: tuple[str, ...] = ()  # empty: every architecture
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,11 @@ class Target:
     cflags: tuple[str, ...]  # extra compiler flags appended to conf-cc ($EXTRA_CFLAGS)
     ldflags: tuple[str, ...]  # extra linker flags appended to conf-ld ($EXTRA_LDFLAGS)
     steps: tuple[str, ...]  # shell snippets, run in order with sh -eu
-    patches: tuple[Patch, ...]  # patches that apply to this target
+    patches: tuple[Patch, ...]  # patches that apply to this target (for every architecture; see patches_for)
     accounts: Accounts  # ids compiled into this target's binaries
     suite: str = ""  # Debian suite for bootstrap images (bookworm...)
-    architecture: str = "amd64"  # Debian's spelling; each format translates
+    architecture: str = "amd64"  # the one this build is for (Debian's spelling; each format translates)
+    architectures: tuple[str, ...] = ("amd64",)  # every one the recipe builds the target for
     userland: str = ""  # family of the build image's userland ("" = family)
     builder: str = "docker"  # sandbox backend: docker | jail
     # Built on a userland that is not the family's own (e.g. an .rpm made on
@@ -137,6 +139,22 @@ class Target:
     position: tuple[int, int] = field(default=(1, 1), compare=False)
     # per step: None (always), or (option, True) for `if:`, (option, False) for `unless:`
     step_when: tuple[tuple[str, bool] | None, ...] = ()
+
+    def for_architecture(self, architecture: str) -> "Target":
+        """This target as built for one of its architectures."""
+        from dataclasses import replace
+
+        return replace(self, architecture=architecture)
+
+    @property
+    def active_patches(self) -> tuple[Patch, ...]:
+        """The patches a build for this architecture applies."""
+        return tuple(p for p in self.patches if not p.architectures or self.architecture in p.architectures)
+
+    @property
+    def label(self) -> str:
+        """The target and architecture, as progress lines and errors name a build."""
+        return self.name if self.architecture == self.architectures[0] else f"{self.name}/{self.architecture}"
 
     def steps_for(self, chosen: dict[str, bool]) -> tuple[str, ...]:
         """The steps a build with these option values runs."""

@@ -79,6 +79,11 @@ def prepare_environment(target, role: str, log: OutputSink = lambda line: None, 
     """Make sure what the target's sandboxes start from exists (bootstrap an
     image, check a base release) and say exactly which one it is. `engine`
     (builder.engines.Engine) is another machine's engine or jail host."""
+    from ..emulation import emulated, require_emulation
+
+    if engine is None and target.builder == "docker" and emulated(target.architecture):
+        # verification runs setuid qmail-queue: the emulation must keep its privileges
+        require_emulation(target.architecture, setuid=role == "verify")
     return _backend(target).prepare(target, role, log, engine)
 
 
@@ -86,4 +91,4 @@ def open_sandbox(target, image: str, *, role: str, engine=None, **options) -> Sa
     """A sandbox of the backend the target builds with (docker, jail), not yet
     started: use it as a context manager. `options` are the backend's own
     (labels, command, cap_add, hostname)."""
-    return _backend(target)(image, role=role, engine=engine, **options)
+    return _backend(target)(image, role=role, engine=engine, architecture=target.architecture, **options)

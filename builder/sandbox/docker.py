@@ -84,6 +84,18 @@ def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
     return info
 
 
+# Debian's architecture names (the recipe's spelling) -> OCI platforms.
+_OCI = {"amd64": "linux/amd64", "arm64": "linux/arm64", "armhf": "linux/arm/v7", "i386": "linux/386",
+        "ppc64el": "linux/ppc64le", "s390x": "linux/s390x", "riscv64": "linux/riscv64"}
+
+
+def oci_platform(architecture: str) -> str:
+    try:
+        return _OCI[architecture]
+    except KeyError:
+        raise SandboxError(f"no container platform known for architecture {architecture!r}") from None
+
+
 def tar_of_tree(host_dir: Path) -> bytes:
     return tar_of_trees([(host_dir, "")])
 
@@ -121,8 +133,10 @@ class DockerSandbox:
         cap_add: Sequence[str] = (),
         hostname: str = "build.invalid",
         engine=None,
+        architecture: str = "amd64",
     ):
         self.engine_settings = engine
+        self.platform = oci_platform(architecture)
         self.image = image
         self.role = role
         self.labels = {LABEL: role, **(labels or {})}
@@ -163,11 +177,30 @@ class DockerSandbox:
                 privileged=False,
                 hostname=self.hostname,
                 init=True,  # reap zombies left by daemons we start in verification
+                # another architecture's image runs through the host's binfmt
+                # emulation (qemu-user); the platform says which one is meant
+                # where the engine recorded it (see _platform_for)
+                platform=self._platform_for(self.image),
             )
         except docker.errors.ImageNotFound:
             raise SandboxError(f"image {self.image} not found; build it with `qmail-pkg images`") from None
         except docker.errors.APIError as exc:
             raise SandboxError(f"cannot start a container from {self.image}: {exc.explanation or exc}") from None
+
+    def _platform_for(self, image: str) -> str | None:
+        """The platform to ask for, if the image carries it. Engines before
+        Docker 23 record an imported image as the host's architecture
+        whatever it holds (the import ignores --platform); asking such an
+        engine for linux/arm64 would make it look for the image in a
+        registry. The image's own label (qmail-pkg.architecture) says the
+        truth; binfmt runs its programs either way."""
+        import docker.errors
+
+        try:
+            recorded = self._engine.images.get(image).attrs.get("Architecture", "")
+        except docker.errors.ImageNotFound:
+            return None
+        return self.platform if self.platform.split("/")[1] == recorded else None
 
     def destroy(self) -> None:
         if self._container is None:

@@ -39,11 +39,14 @@ class ImageSpec:
     suite: str  # Debian suite to bootstrap; for other families, the release
     role: str  # build | verify
     packages: tuple[str, ...]
+    architecture: str = "amd64"  # Debian's spelling
 
     @property
     def definition_hash(self) -> str:
         # "2": images made since they carry their package versions in a label
-        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages])
+        # (amd64 stays out of the text so that the existing images stay current)
+        arch = [] if self.architecture == "amd64" else [self.architecture]
+        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages, *arch])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -75,10 +78,15 @@ def image_spec(target: Target, role: str) -> ImageSpec:
     if role not in ROLES:
         raise ValueError(role)
     reference = target.image if role == "build" else f"{target.image}-verify"
+    # The image the recipe names is the amd64 one; another architecture's
+    # carries its name (qmail-pkg/debian-12-arm64): one engine holds both.
+    if target.architecture != "amd64":
+        reference += f"-{target.architecture}"
     if ":" not in reference.rsplit("/", 1)[-1]:
         reference += ":latest"
     suite = target.suite or target.release
-    return ImageSpec(reference, target.userland, suite, role, _read_packages(target.userland, role, target.formats))
+    return ImageSpec(reference, target.userland, suite, role, _read_packages(target.userland, role, target.formats),
+                     target.architecture)
 
 
 def _labels(engine, reference: str) -> dict[str, str]:

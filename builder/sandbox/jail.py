@@ -60,6 +60,7 @@ class JailSandbox:
         popen: Callable[..., subprocess.Popen] = subprocess.Popen,
         host_system: str | None = None,
         engine=None,
+        architecture: str = "amd64",
     ):
         self.release = image.rsplit(":", 1)[0].rsplit("/", 1)[-1]  # qmail-pkg/14.1-RELEASE -> 14.1-RELEASE
         self.role = role
@@ -77,7 +78,8 @@ class JailSandbox:
         self._system = host_system or (None if self._ssh else platform.system())
         self._clone: str | None = None
         # cap_add has no jail equivalent: ptrace inside a jail follows security.bsd.* sysctls.
-        del cap_add
+        # A jail runs the host's architecture: an aarch64 target needs an aarch64 jail host.
+        del cap_add, architecture
 
     @staticmethod
     def prepare(target, role: str, log, engine=None, **injected) -> "Environment":

@@ -23,9 +23,13 @@ class CheckResult:
     name: str
     passed: bool
     evidence: str
+    skipped: bool = False  # not run here, and why (the evidence); never counts as a failure
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "evidence": self.evidence}
+        row = {"name": self.name, "passed": self.passed, "evidence": self.evidence}
+        if self.skipped:
+            row["skipped"] = True
+        return row
 
 
 def put_artifact(sandbox, artifact: Path) -> str:
