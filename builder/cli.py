@@ -402,8 +402,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
     p.add_argument("--target", required=True)
     p.add_argument("--previous", help="artifact to upgrade from (default: the first of several artifacts)")
-    p.add_argument("--messages", type=_whole_number(1, 100000), default=200,
-                   help="messages in flight during the upgrade")
+    p.add_argument("--messages", type=_whole_number(1, 100000),
+                   help="messages in flight during the upgrade (default: 200; 1000 under emulation, where the "
+                        "package manager takes long to reach its scripts)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--power-cut", type=_whole_number(1, 10000), metavar="N",
                    help="instead of the lifecycle: N power cuts per file system in a virtual machine, every "
