@@ -36,10 +36,13 @@ EXPECTED_STEPS = (
     "upgrade: SMTP on port 25 accepts local mail, refuses to relay",
     "upgrade with service down: a service the administrator took down stays down",
     "remove: services unlinked and stopped, no qmail process left",
-    "purge: generated configuration removed; queue, mail and accounts kept",
+    "purge: the queued and the delivered message survive it, and its output names them",
+    "purge: everything else the scripts made is gone (configuration, logs, state), accounts kept",
+    "reinstall: the message the removal kept in the queue is delivered",
     "reinstall: qmail-send up and delivering",
     "reinstall: SMTP on port 25 accepts local mail, refuses to relay",
     "reinstall: the message received by SMTP is delivered",
+    "purge without mail: nothing the package made is left unnamed, nothing else is gone",
 )
 
 
