@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")"
 VENV=${QMAIL_PKG_VENV:-.venv}
-HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal"
+HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian piuparts adequate binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
