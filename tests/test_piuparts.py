@@ -29,8 +29,8 @@ def qmail_pkg(*args: str) -> subprocess.CompletedProcess:
 def test_the_command_is_strict(recipe):
     target = recipe.target(TARGET)
     command = piuparts_command(target, ROOT / "x.deb", ROOT / "base.tgz", "http://mirror.invalid/debian")
-    assert command[:7] == ["piuparts", "--distribution", "bookworm", "--mirror", "http://mirror.invalid/debian",
-                           "--basetgz", str(ROOT / "base.tgz")]
+    assert command[:9] == ["piuparts", "--defaults", "debian", "--distribution", "bookworm",
+                           "--mirror", "http://mirror.invalid/debian", "--basetgz", str(ROOT / "base.tgz")]
     assert not any(word.startswith("--warn") for word in command)
     for option in ("--install-remove-install", "--fail-if-inadequate", "--pedantic-purge-test"):
         assert option in command and option in STRICT_OPTIONS

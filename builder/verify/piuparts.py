@@ -123,7 +123,8 @@ def base_tarball(target: Target, log: Callable[[str], None] = lambda line: None)
 
 def piuparts_command(target: Target, artifact: Path, base: Path, mirror: str) -> list[str]:
     suite = target.suite or target.release
-    return ["piuparts", "--distribution", suite, "--mirror", mirror, "--basetgz", str(base),
+    # --defaults debian: piuparts would take Ubuntu's components on an Ubuntu host
+    return ["piuparts", "--defaults", "debian", "--distribution", suite, "--mirror", mirror, "--basetgz", str(base),
             *STRICT_OPTIONS, *(f"--ignore={path}" for path in IGNORED), str(artifact)]
 
 
