@@ -500,6 +500,7 @@ step postinst2 /pkg/postinst configure 1.03-1
 cat /var/qmail/control/me >/out/me2
 stats {state_paths} >/out/stat2
 echo 'a queued message' >/var/qmail/queue/mess/0/12345
+ln /var/qmail/queue/mess/0/12345 /var/qmail/queue/todo/12345   # the same message, not yet read
 echo 'Subject: for root' >/var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host
 echo 'a log line' >/var/log/qmail/qmail-send/current
 step prerm /pkg/prerm remove
@@ -571,10 +572,10 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
     # what holds mail is kept whole, named, with why and how to remove it by hand
     assert "purge kept the queue /var/qmail/queue: it holds 1 message not yet delivered:\n" \
            "    /var/qmail/queue/mess/0/12345\n" in purge
-    assert "Install qmail-syncdir again and qmail delivers them. To throw them away instead: rm -rf /var/qmail/queue" in purge
+    assert "Install qmail-syncdir again and qmail delivers it. To throw it away instead: rm -rf /var/qmail/queue" in purge
     assert "purge kept /var/qmail/alias/Maildir (mail to root): it holds 1 message:\n" \
            "    /var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host\n" in purge
-    assert "rm -rf /var/qmail/alias/Maildir" in purge
+    assert "Read or move it, then: rm -rf /var/qmail/alias/Maildir" in purge
     # the admin's file is named as not the scripts'; the logs went
     assert "purge kept 1 file the install scripts did not write" in purge and "    /var/qmail/control/rcpthosts" in purge
     assert "/var/log/qmail/qmail-send" in purge.split("purge removed", 1)[1].splitlines()[0]
