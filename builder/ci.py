@@ -1,10 +1,10 @@
 """CI pipeline definitions for the recipe's targets: `qmail-pkg ci github|gitlab`.
 
 A team adopting the tool gets a pipeline that does what we do by hand: one
-job per target (build, then the whole install/upgrade/remove verification),
-an independent rebuild on a second runner compared byte for byte, and
-publishing of the signed repositories on tags, with the signing key only in
-the publishing job. The files are rendered from templates so the only
+job per target (build, then the whole install/upgrade/remove verification
+and, for .deb targets, piuparts), an independent rebuild on a second runner
+compared byte for byte, and publishing of the signed repositories on tags,
+with the signing key only in the publishing job. The files are rendered from templates so the only
 variable parts, the recipe path and the target names, are checked here.
 """
 

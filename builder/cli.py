@@ -270,6 +270,31 @@ def _power_cut(args, recipe, target) -> int:
     return 0 if report.passed else 1
 
 
+def cmd_piuparts(args) -> int:
+    from .verify.piuparts import run_piuparts
+
+    recipe = _load(args.recipe)
+    target = _targets(recipe, [args.target], False)[0]
+    if args.log and len(args.artifacts) > 1:
+        raise QmailPkgError("--log names one log file: give one package with it")
+    results = []
+    for text in args.artifacts:
+        result = run_piuparts(target, Path(text).resolve(), log_path=Path(args.log).resolve() if args.log else None,
+                              progress=lambda line: print(line, file=sys.stderr))
+        results.append(result)
+        if not args.json:
+            print(f"{'PASS' if result.passed else 'FAIL'}  piuparts {target.name} {result.artifact.name}: "
+                  f"{'strict, nothing left after purge' if result.passed else 'see below'} "
+                  f"({result.seconds:.1f} s); log: {result.log}")
+            for line in result.findings[:40]:
+                print(f"    {line}")
+            if len(result.findings) > 40:
+                print(f"    ... {len(result.findings) - 40} more lines in the log")
+    if args.json:
+        print(json.dumps([result.as_dict() for result in results], indent=1))
+    return 0 if all(result.passed for result in results) else 1
+
+
 def cmd_lint(args) -> int:
     from .verify.lint import LINTERS, lint
 
@@ -418,6 +443,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="machines at once for --power-cut (default: as many as cores)")
     p.add_argument("--keep", default="power-cut", help="folder for consoles, repairs and classifications")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("piuparts", help="Debian's package tester, strictly, on the target's own base image",
+                       description="piuparts on .deb packages of a Debian target: install, remove, install again, "
+                                   "purge, and fail on anything left behind (no --warn-on-* option), with adequate. "
+                                   "The base system is the target's verification image (exported once per image id); "
+                                   "the mirror is the host's apt mirror. Needs root and piuparts.")
+    p.add_argument("artifacts", nargs="+", help=".deb packages of the target")
+    p.add_argument("--recipe", default=str(Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"))
+    p.add_argument("--target", required=True)
+    p.add_argument("--log", help="piuparts' full log (default: beside the package, <package>.piuparts.log)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_piuparts)
 
     p = sub.add_parser("lint", help="the format's linter as a gate: lintian, rpmlint, .pkg read-back")
     p.add_argument("artifacts", nargs="+")

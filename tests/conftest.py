@@ -22,6 +22,16 @@ def private_build_cache(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_piuparts_bases(tmp_path_factory):
+    """piuparts base tarballs made in tests stay out of the user's cache too."""
+    import os
+
+    folder = tmp_path_factory.mktemp("piuparts-bases")
+    os.environ["QMAIL_PKG_PIUPARTS_BASES"] = str(folder)
+    return folder
+
+
 def docker_available() -> str | None:
     try:
         from builder.sandbox.docker import client
@@ -76,6 +86,21 @@ def built(engine, recipe, fixture_sources, tmp_path_factory):
 def built_next(engine, recipe, fixture_sources, tmp_path_factory):
     """Revision 2: the upgrade target for lifecycle verification."""
     return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r2"), revision=2)
+
+
+@pytest.fixture(scope="session")
+def built_for(engine, recipe, fixture_sources, tmp_path_factory):
+    """built_for(target): revision 1 of the fixture package for that target,
+    built once per run (a second build of the same inputs is a cache hit)."""
+    results = {}
+
+    def build(target: str):
+        if target not in results:
+            results[target] = _build(recipe, fixture_sources, tmp_path_factory.mktemp(f"dist-{target}"),
+                                     revision=1, target=target)
+        return results[target]
+
+    return build
 
 
 @pytest.fixture(scope="session")

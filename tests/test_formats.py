@@ -113,7 +113,8 @@ def test_rpmlint_finds_no_error(built_rpm, recipe):
 
 
 def test_rpm_lifecycle_with_rpm_in_a_clean_system(built_rpm, built_rpm_next, recipe):
-    """install, syncdir proof, upgrade with mail in flight, erase, reinstall, with rpm."""
+    """install, syncdir proof, upgrade with mail in flight, erase (rpm's purge: mail kept, the rest gone),
+    reinstall, erase without mail (nothing left), with rpm."""
     report = run_verify(recipe, recipe.target("test-rpm"),
                         [artifact_of(built_rpm, "rpm"), artifact_of(built_rpm_next, "rpm")], messages=100)
     failed = [f"{s.name}: {s.evidence}" for s in report.steps if not s.passed]
@@ -123,7 +124,11 @@ def test_rpm_lifecycle_with_rpm_in_a_clean_system(built_rpm, built_rpm_next, rec
                      "upgrade: rpm upgrades 1.03-1.el9 -> 1.03-2.el9 while delivering",
                      "upgrade: svc -d before files are replaced, svc -u after",
                      "upgrade: every in-flight message delivered exactly once", "remove: rpm -e qmail-syncdir",
-                     "purge: none in this format", "reinstall: SMTP on port 25 accepts local mail, refuses to relay"):
+                     "rpm erase: the queued and the delivered message survive it, and its output names them",
+                     "rpm erase: everything else the scripts made is gone (configuration, logs, state), accounts kept",
+                     "reinstall: the message the removal kept in the queue is delivered",
+                     "rpm erase without mail: nothing the package made is left unnamed, nothing else is gone",
+                     "reinstall: SMTP on port 25 accepts local mail, refuses to relay"):
         assert expected in names
 
 

@@ -408,9 +408,11 @@ stats() {
 """
 
 
-def run_in_container(tmp_path: Path, m: ScriptModel, driver: str, *, daemontools: bool = False) -> Path:
+def run_in_container(tmp_path: Path, m: ScriptModel, driver: str, *, daemontools: bool = False,
+                     extra_sets: tuple[str, ...] = ()) -> Path:
     """Runs driver (sh) as root in a throwaway container with the rendered
-    scripts in /pkg; returns the directory the driver wrote its results to."""
+    scripts in /pkg (and those of other sets in /pkg/<set>/); returns the
+    directory the driver wrote its results to."""
     pkg = tmp_path / "pkg"
     out = tmp_path / "out"
     (pkg / "files").mkdir(parents=True)
@@ -418,6 +420,11 @@ def run_in_container(tmp_path: Path, m: ScriptModel, driver: str, *, daemontools
     for name, text in render_maintainer_scripts(m, "deb", DEB_SCRIPTS).items():
         (pkg / name).write_text(text)
         (pkg / name).chmod(0o755)
+    for script_set in extra_sets:
+        (pkg / script_set).mkdir()
+        for name, text in render_maintainer_scripts(m, script_set, SCRIPTS).items():
+            (pkg / script_set / name).write_text(text)
+            (pkg / script_set / name).chmod(0o755)
     for f in render_service_files(m):
         path = pkg / "files" / f.path.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -493,6 +500,9 @@ step postinst2 /pkg/postinst configure 1.03-1
 cat /var/qmail/control/me >/out/me2
 stats {state_paths} >/out/stat2
 echo 'a queued message' >/var/qmail/queue/mess/0/12345
+ln /var/qmail/queue/mess/0/12345 /var/qmail/queue/todo/12345   # the same message, not yet read
+echo 'Subject: for root' >/var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host
+echo 'a log line' >/var/log/qmail/qmail-send/current
 step prerm /pkg/prerm remove
 rm -rf /var/qmail/bin /var/qmail/rc /var/qmail/control/defaultdelivery /var/qmail/supervise/*/run /var/qmail/supervise/*/log/run
 mkdir -p /var/qmail/supervise/qmail-send/supervise   # left behind by supervise
@@ -500,7 +510,9 @@ step postrm-remove /pkg/postrm remove
 step postrm-purge /pkg/postrm purge
 for p in /var/qmail/control/me /var/qmail/control/defaultdomain /var/qmail/control/locals \\
          /var/qmail/control/rcpthosts /var/qmail/alias/.qmail-root /var/qmail/queue/mess/0/12345 \\
-         /var/lib/qmail-syncdir /var/qmail/supervise/qmail-send/supervise /var/log/qmail/qmail-send; do
+         /var/qmail/queue/lock/trigger /var/qmail/queue/info/22 \\
+         /var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host /var/qmail/alias/Maildir/tmp \\
+         /var/lib/qmail-syncdir /var/qmail/supervise/qmail-send/supervise /var/log/qmail; do
     if [ -e "$p" ]; then echo "kept $p"; else echo "gone $p"; fi
 done >/out/after-purge
 for u in {users}; do getent passwd "$u" >/dev/null && echo "user $u"; done >/out/users-after
@@ -557,13 +569,25 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
     out.ok("postrm-remove")
     out.ok("postrm-purge")
     purge = out("postrm-purge.out") + out("postrm-purge.err")  # debconf sends it to stderr
-    assert "/var/qmail/queue" in purge and "/var/log/qmail" in purge and "qmailq" in purge
+    # what holds mail is kept whole, named, with why and how to remove it by hand
+    assert "purge kept the queue /var/qmail/queue: it holds 1 message not yet delivered:\n" \
+           "    /var/qmail/queue/mess/0/12345\n" in purge
+    assert "Install qmail-syncdir again and qmail delivers it. To throw it away instead: rm -rf /var/qmail/queue" in purge
+    assert "purge kept /var/qmail/alias/Maildir (mail to root): it holds 1 message:\n" \
+           "    /var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host\n" in purge
+    assert "Read or move it, then: rm -rf /var/qmail/alias/Maildir" in purge
+    # the admin's file is named as not the scripts'; the logs went
+    assert "purge kept 1 file the install scripts did not write" in purge and "    /var/qmail/control/rcpthosts" in purge
+    assert "/var/log/qmail/qmail-send" in purge.split("purge removed", 1)[1].splitlines()[0]
+    assert "qmailq" in purge
     after = out("after-purge").splitlines()
     for gone in ("/var/qmail/control/me", "/var/qmail/control/defaultdomain", "/var/qmail/control/locals",
                  "/var/qmail/alias/.qmail-root", "/var/lib/qmail-syncdir",
-                 "/var/qmail/supervise/qmail-send/supervise"):
+                 "/var/qmail/supervise/qmail-send/supervise", "/var/log/qmail"):
         assert f"gone {gone}" in after
-    for kept in ("/var/qmail/control/rcpthosts", "/var/qmail/queue/mess/0/12345", "/var/log/qmail/qmail-send"):
+    for kept in ("/var/qmail/control/rcpthosts", "/var/qmail/queue/mess/0/12345", "/var/qmail/queue/lock/trigger",
+                 "/var/qmail/queue/info/22", "/var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host",
+                 "/var/qmail/alias/Maildir/tmp"):
         assert f"kept {kept}" in after
     assert len(out("users-after").splitlines()) == len(model.accounts.users)  # never deleted
 
@@ -571,6 +595,65 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
         for script in SCRIPTS:
             assert out.rc(f"bad-{script}-{arg}") == 1
             assert "unknown argument" in out(f"bad-{script}-{arg}.err")
+
+
+# Paths a first install changes that are not the package's: the account
+# databases (useradd keeps a backup of each) and debconf's own database.
+NOT_THE_PACKAGES = re.compile(r"^/etc/(passwd|group|shadow|gshadow)-?$|^/var/cache/debconf/")
+SNAPSHOT = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /out -o -path /pkg -o -path /tmp \\) -prune -o -print | sort"
+
+
+@pytest.mark.docker
+def test_purge_without_mail_leaves_nothing(container, model, tmp_path):
+    """The piuparts contract without piuparts: install, configure, remove,
+    purge on a system where no mail was ever queued, and not one path the
+    scripts made is left."""
+    out = Out(container(tmp_path, model, f"""
+{SNAPSHOT} >/out/before
+step preinst /pkg/preinst install
+unpack
+step postinst /pkg/postinst configure ''
+echo '@4000000065 a log line' >/var/log/qmail/qmail-smtpd/current
+mkdir -p /var/qmail/queue/pid && : >/var/qmail/queue/pid/1234   # qmail-queue cut short: not mail
+touch /var/qmail/alias/Maildir/dovecot-uidlist                  # an index, not a message
+step prerm /pkg/prerm remove
+rm -rf /var/qmail/bin /var/qmail/rc /var/qmail/control/defaultdelivery /var/qmail/supervise
+step postrm-remove /pkg/postrm remove
+step postrm-purge /pkg/postrm purge
+{SNAPSHOT} >/out/after
+"""))
+    for step in ("preinst", "postinst", "prerm", "postrm-remove", "postrm-purge"):
+        out.ok(step)
+    before, after = set(out("before").splitlines()), set(out("after").splitlines())
+    left = sorted(path for path in after - before if not NOT_THE_PACKAGES.match(path))
+    assert left == [], left
+    assert sorted(before - after) == []
+    purge = out("postrm-purge.out") + out("postrm-purge.err")
+    assert "the queue /var/qmail/queue (no mail in it)" in purge and "/var/qmail/alias/Maildir (no mail in it)" in purge
+    assert "purge kept the queue" not in purge and "did not write" not in purge
+
+
+@pytest.mark.docker
+def test_rpm_erase_purges_but_keeps_what_the_admin_edited(container, model, tmp_path):
+    """rpm's %postun 0 (its only removal) does what a Debian purge does, and
+    keeps, as rpm does with an edited %config, the created files edited since."""
+    out = Out(container(tmp_path, model, """
+step pre /pkg/rpm/preinst 1
+unpack
+step post /pkg/rpm/postinst 1
+echo mail.edited.example >/var/qmail/control/me
+step preun /pkg/rpm/prerm 0
+rm -rf /var/qmail/bin /var/qmail/rc /var/qmail/control/defaultdelivery /var/qmail/supervise
+step postun /pkg/rpm/postrm 0
+find /var/qmail /var/log/qmail /var/lib/qmail-syncdir 2>/dev/null | sort >/out/left
+""", extra_sets=("rpm",)))
+    for step in ("pre", "post", "preun", "postun"):
+        out.ok(step)
+    assert out("left").split() == ["/var/qmail", "/var/qmail/control", "/var/qmail/control/me"]
+    erase = out("postun.out")
+    assert "purge kept 1 file the install scripts did not write (the administrator's, or edited since):\n" \
+           "    /var/qmail/control/me\n" in erase
+    assert "the queue /var/qmail/queue (no mail in it)" in erase
 
 
 @pytest.mark.docker

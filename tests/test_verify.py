@@ -36,10 +36,13 @@ EXPECTED_STEPS = (
     "upgrade: SMTP on port 25 accepts local mail, refuses to relay",
     "upgrade with service down: a service the administrator took down stays down",
     "remove: services unlinked and stopped, no qmail process left",
-    "purge: generated configuration removed; queue, mail and accounts kept",
+    "purge: the queued and the delivered message survive it, and its output names them",
+    "purge: everything else the scripts made is gone (configuration, logs, state), accounts kept",
+    "reinstall: the message the removal kept in the queue is delivered",
     "reinstall: qmail-send up and delivering",
     "reinstall: SMTP on port 25 accepts local mail, refuses to relay",
     "reinstall: the message received by SMTP is delivered",
+    "purge without mail: nothing the package made is left unnamed, nothing else is gone",
 )
 
 
@@ -65,6 +68,11 @@ def test_lifecycle_passes_for_the_fixture_package(built, built_next):
 
 def repack_preinst(good: Path, dest_dir: Path, *, insert: str = "", append: str = "") -> Path:
     """Repack a .deb with its preinst changed (data member untouched)."""
+    return repack_control(good, dest_dir, "preinst", insert=insert, append=append)
+
+
+def repack_control(good: Path, dest_dir: Path, script: str, *, insert: str = "", append: str = "") -> Path:
+    """Repack a .deb with one maintainer script changed (data member untouched)."""
     work = dest_dir / "repack"
     work.mkdir()
     subprocess.run(["ar", "x", str(good)], cwd=work, check=True)
@@ -73,10 +81,10 @@ def repack_preinst(good: Path, dest_dir: Path, *, insert: str = "", append: str 
     member = next(p.name for p in work.iterdir() if p.name.startswith("control.tar"))
     with tarfile.open(work / member) as tar:
         tar.extractall(control, filter="fully_trusted")
-    preinst = control / "preinst"
-    lines = preinst.read_text().splitlines(keepends=True)
+    changed = control / script
+    lines = changed.read_text().splitlines(keepends=True)
     lines.insert(1, insert)
-    preinst.write_text("".join(lines) + append)
+    changed.write_text("".join(lines) + append)
     (work / member).unlink()
     with tarfile.open(work / "control.tar.gz", "w:gz") as tar:
         for path in sorted(control.iterdir()):

@@ -30,6 +30,7 @@ SVC_LOG = "/var/log/qmail-pkg-svc.log"
 TEST_USER = "verifyuser"
 IN_FLIGHT = 200  # messages queued before the upgrade
 IN_FLIGHT_EMULATED = 1000
+ALIAS_USER = "alias"  # qmail's: its ~/Maildir gets mail to root (the recipe's postmaster_alias_to)
 UP_SECONDS = 5  # "up" for this long with one pid means it is not crash-looping
 
 
@@ -103,6 +104,15 @@ class Lifecycle:
         self.package = recipe.package.name
         self.pm = platform_for(target.family).package_manager_on(target.userland)
         self.services = ["qmail-send", "qmail-send/log", "qmail-smtpd", "qmail-smtpd/log"]
+        alias = next(user for user in target.accounts.users if user.name == ALIAS_USER)
+        self.alias_user = alias.name
+        self.alias_home = alias.home
+        self.alias_maildir = f"{alias.home.rstrip('/')}/Maildir"
+        self.log_dir = recipe.services.log_dir
+        self.state_dir = platform_for(target.family).state_dir(self.package)
+        self.before: set[str] = set()
+        self.kept_queued = self.kept_queued_path = ""
+        self.kept_delivered = self.kept_delivered_path = ""
 
     # -- helpers ---------------------------------------------------------
     def sh(self, script: str) -> tuple[int, str]:
@@ -207,6 +217,7 @@ class Lifecycle:
             f"mkdir -p /home/{TEST_USER}/Maildir/new /home/{TEST_USER}/Maildir/cur /home/{TEST_USER}/Maildir/tmp && "
             f"chown -R {TEST_USER}: /home/{TEST_USER}/Maildir"
         )
+        self.before = self.snapshot()
 
     def install(self, artifact: BuiltPackage) -> bool:
         code, out = self.pm_install(artifact)
@@ -290,10 +301,38 @@ class Lifecycle:
                     f"{self.pm.name} exit {code}; svstat: {status}; svc -u calls: {len(ups)}")
         self.sh(f"svc -u {SERVICE_DIR}/qmail-send")
 
+    def hold_mail(self) -> None:
+        """Mail the last removal must keep: a message delivered into the
+        package's own ~alias/Maildir (mail to root) and one left in the queue
+        with qmail-send down."""
+        stamp = int(time.time())
+        self.kept_delivered = self.kept_delivered_path = ""
+        if self.sh(f"test -d {shlex.quote(self.alias_maildir)}")[0] == 0:
+            subject = f"verify-kept-delivered-{stamp}"
+            self.sh(f"printf 'Subject: %s\\n\\nqmail-pkg verify\\n' {subject} | {self.prefix}/bin/qmail-inject {self.alias_user}")
+            deadline = time.monotonic() + 30
+            while not self.kept_delivered_path and time.monotonic() < deadline:
+                self.kept_delivered_path = self.sh(
+                    f"grep -l '^Subject: {subject}$' {shlex.quote(self.alias_maildir)}/new/* 2>/dev/null | head -1")[1].strip()
+                time.sleep(0.5)
+            self.kept_delivered = subject if self.kept_delivered_path else ""
+        self.sh(f"svc -d {SERVICE_DIR}/qmail-send; for i in $(seq 150); do "
+                f"svstat {SERVICE_DIR}/qmail-send | grep -q ': down' && break; sleep 0.2; done")
+        self.kept_queued = f"verify-kept-queued-{stamp}"
+        self.inject([self.kept_queued])
+        self.kept_queued_path = self.sh(
+            f"grep -rl '^Subject: {self.kept_queued}$' {self.prefix}/queue/mess 2>/dev/null | head -1")[1].strip()
+        self.result("remove: mail held before the removal: one message in the queue, one delivered into "
+                    f"{self.alias_maildir}",
+                    bool(self.kept_queued_path) and bool(self.kept_delivered_path),
+                    f"queued: {self.kept_queued_path or 'none'}; delivered: {self.kept_delivered_path or 'none'}")
+
     def remove_and_purge(self) -> None:
+        self.hold_mail()
         _, mail_before = self.sh(f"ls /home/{TEST_USER}/Maildir/new | wc -l")
         code, out = self.pm_command("remove", name=self.package)
         self.result(f"remove: {self.pm.command('remove', name=self.package)}", code == 0, _tail(out))
+        last_words = out
         _, links = self.sh(f"ls -A {SERVICE_DIR}")
         procs = self.qmail_processes()
         self.result("remove: services unlinked and stopped, no qmail process left",
@@ -302,28 +341,90 @@ class Lifecycle:
         self.result("remove: queue and Maildirs kept", left.strip() == mail_before.strip(),
                     f"{left.strip() or 'no queue'} messages in Maildir (had {mail_before.strip()})")
         if self.pm.purge is None:
-            self.result("purge: none in this format", True,
-                        f"{self.pm.name} has no purge: the removal kept the configuration the scripts made, as it should")
-            return
-        code, out = self.pm_command("purge", name=self.package)
-        self.result(f"purge: {self.pm.command('purge', name=self.package)}", code == 0, _tail(out))
-        _, me = self.sh(f"test -e {self.prefix}/control/me && echo present || echo gone")
-        _, kept = self.sh(f"test -d {self.prefix}/queue && echo queue; ls /home/{TEST_USER}/Maildir/new | wc -l; getent passwd qmailq >/dev/null && echo accounts")
-        self.result("purge: generated configuration removed; queue, mail and accounts kept",
-                    me.strip() == "gone" and kept.split() == ["queue", mail_before.strip(), "accounts"],
-                    f"control/me {me.strip()}; kept: {' '.join(kept.split())}")
+            final = f"{self.pm.name} erase"  # no purge in this format: the erase is the last removal
+        else:
+            final = "purge"
+            code, last_words = self.pm_command("purge", name=self.package)
+            self.result(f"purge: {self.pm.command('purge', name=self.package)}", code == 0, _tail(last_words))
+        self.mail_kept(final, last_words)
+        self.made_things_gone(final)
+
+    def mail_kept(self, step: str, output: str) -> None:
+        kept = [path for path in (self.kept_queued_path, self.kept_delivered_path) if path]
+        _, present = self.sh("for f in " + " ".join(shlex.quote(p) for p in kept) + "; do test -f \"$f\" && echo \"$f\"; done")
+        present_paths = present.split()
+        named = [path for path in kept if path in output]
+        self.result(f"{step}: the queued and the delivered message survive it, and its output names them",
+                    len(kept) == 2 and present_paths == kept and named == kept,
+                    f"kept {len(present_paths)}/{len(kept)}, named {len(named)}/{len(kept)}: {' '.join(kept)}"
+                    + ("" if named == kept else f"; output: {_tail(output, 8)}"))
+
+    def made_things_gone(self, step: str) -> None:
+        """Everything else the scripts made went; the accounts stayed."""
+        checks = {
+            "control/me": f"test ! -e {self.prefix}/control/me",
+            ".qmail-root": f"test ! -e {shlex.quote(self.alias_home)}/.qmail-root",
+            "logs": f"test ! -e {shlex.quote(self.log_dir)}",
+            "state directory": f"test ! -e {shlex.quote(self.state_dir)}",
+            "accounts kept": "getent passwd qmailq >/dev/null",
+        }
+        failed = [what for what, test in checks.items() if self.sh(test)[0] != 0]
+        self.result(f"{step}: everything else the scripts made is gone (configuration, logs, state), accounts kept",
+                    not failed, "wrong: " + ", ".join(failed) if failed else ", ".join(checks))
 
     def reinstall(self, artifact: BuiltPackage) -> None:
         code, out = self.pm_install(artifact)
         if not self.result(f"reinstall over leftover state: {self.pm.name}", code == 0, _tail(out)):
             return
         up, status = self.wait_up("qmail-send")
+        ok, evidence = self.wait_delivered([self.kept_queued], timeout=30)
+        self.result("reinstall: the message the removal kept in the queue is delivered", ok, evidence)
         subject = f"verify-reinstall-{int(time.time())}"
         code, out = self.inject([subject])
         ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, _tail(out))
         self.result("reinstall: qmail-send up and delivering", up and ok, f"{status}; {evidence}")
         self.all_up("reinstall")
         self.smtp("reinstall", f"verify-smtp-reinstall-{int(time.time())}")
+
+    def snapshot(self) -> set[str]:
+        _, listing = self.sh(SNAPSHOT)
+        return set(listing.splitlines())
+
+    def purge_without_mail(self) -> None:
+        """Once the mail is dealt with (the kept message read and removed by
+        hand, the queue drained), the last removal leaves nothing behind:
+        the filesystem is as it was before the first install."""
+        self.sh(f"rm -rf {shlex.quote(self.alias_maildir)}")
+        self.sh(f"for i in $(seq 60); do [ -z \"$(find {self.prefix}/queue/mess -type f)\" ] && break; sleep 0.5; done")
+        code, out = self.pm_command("remove", name=self.package)
+        if code == 0 and self.pm.purge is not None:
+            code, out = self.pm_command("purge", name=self.package)
+        after = self.snapshot()
+        # What the output names as kept (files the administrator edited, where
+        # the format keeps those) may stay, with the folders above it.
+        named = {line.strip() for line in out.splitlines() if line.strip().startswith("/")}
+        allowed = named | {parent for path in named for parent in _parents(path)}
+        new = sorted(path for path in after - self.before if not LIFECYCLE_NOISE.match(path))
+        left = [path for path in new if path not in allowed]
+        gone = sorted(path for path in self.before - after if not LIFECYCLE_NOISE.match(path))
+        step = "purge" if self.pm.purge is not None else f"{self.pm.name} erase"
+        kept = f"; kept what it named: {' '.join(p for p in new if p in named)}" if set(new) & named else ""
+        self.result(f"{step} without mail: nothing the package made is left unnamed, nothing else is gone",
+                    code == 0 and not left and not gone,
+                    f"exit {code}; left: {left[:8]}; gone: {gone[:8]}" if (code or left or gone)
+                    else f"{len(after)} paths, as before the first install{kept}")
+
+
+# The whole filesystem of a verification container, less what is not ours to
+# judge: kernel and runtime filesystems, the test user's home, verify's own files.
+SNAPSHOT = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp "
+            f"-o -path /home/{TEST_USER} -o -path {SVC_LOG} \\) -prune -o -print | sort")
+# Changed by any package installation, not by the package: the package
+# managers' databases and logs, the account databases' backups, debconf's cache.
+LIFECYCLE_NOISE = re.compile(
+    r"^/var/lib/(dpkg|rpm|apt)(/|$)|^/var/cache/(debconf|apt|ldconfig)(/|$)|^/var/log/(dpkg\.log|apt|alternatives\.log)"
+    r"|^/etc/(passwd|group|shadow|gshadow)-$|^/var/lib/alternatives(/|$)"
+)
 
 
 VERIFY_HOST = "verify.example.org"
@@ -357,6 +458,13 @@ def smtp_transcript_ok(transcript: str) -> tuple[bool, str]:
     codes = tuple(reply[:3] for reply in replies)
     summary = " | ".join(replies) or transcript.strip()[-200:] or "no reply"
     return codes == SMTP_EXPECTED, summary
+
+
+def _parents(path: str) -> list[str]:
+    parents = []
+    while (path := posixpath.dirname(path)) not in ("/", ""):
+        parents.append(path)
+    return parents
 
 
 def _tail(text: str, lines: int = 2) -> str:
@@ -496,4 +604,5 @@ def run_verify(
             life.admin_down_stays_down(current)
             life.remove_and_purge()
             life.reinstall(current)
+            life.purge_without_mail()
     return report
