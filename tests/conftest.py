@@ -120,6 +120,14 @@ def built_pkg(engine, recipe, fixture_sources, tmp_path_factory):
     return _build(recipe, fixture_sources, tmp_path_factory.mktemp("pkg-r1"), revision=1, target="test-pkg")
 
 
+def our_containers() -> set[str]:
+    """Ids of the containers this tool labelled: tests compare the set before
+    and after, so that another run on the same engine does not count."""
+    from builder.sandbox.docker import LABEL, client
+
+    return {c.id for c in client().containers.list(all=True, filters={"label": LABEL})}
+
+
 def with_patches(folder: Path) -> Path:
     """The recipe's patches/ beside a copy of the recipe written to folder
     (patch files are found relative to the recipe)."""

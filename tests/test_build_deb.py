@@ -16,7 +16,7 @@ from builder.sandbox.images import ensure_image, image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check
 
-from .conftest import RECIPE, ROOT, TARGET, with_patches
+from .conftest import RECIPE, ROOT, TARGET, our_containers, with_patches
 
 pytestmark = pytest.mark.docker
 
@@ -110,11 +110,11 @@ def test_failed_build_leaves_nothing_in_the_output_folder(engine, recipe, fixtur
     broken["qmail"] = bad_tree
     out = tmp_path / "dist"
     options = BuildOptions(out_dir=out, sources_dir=tmp_path / "cache", overrides=tuple(broken.items()), quiet=True)
+    before = our_containers()
     with pytest.raises(BuildError, match=r"step \d+ of \d+ failed"):
         build_target(recipe, recipe.target(TARGET), options)
     assert sorted(p.name for p in out.iterdir()) == ["logs"]  # only the log, no partial artifacts
-    leftovers = client().containers.list(all=True, filters={"label": LABEL})
-    assert not leftovers, "build containers must be removed on failure"
+    assert not our_containers() - before, "build containers must be removed on failure"
 
 
 def test_installs_without_daemontools_and_says_how_to_enable(built, recipe):

@@ -18,7 +18,7 @@ from builder.recipe import load_recipe
 from builder.sandbox.docker import DockerSandbox, LABEL, client
 from builder.sandbox.images import image_spec
 
-from .conftest import RECIPE, TARGET, with_patches
+from .conftest import RECIPE, TARGET, our_containers, with_patches
 
 pytestmark = pytest.mark.docker
 
@@ -93,10 +93,11 @@ def test_a_planted_link_in_place_of_a_folder_the_package_fills_fails_the_build(e
 ])
 def test_odd_entries_left_by_a_step_are_clear_errors(engine, fixture_sources, tmp_path, step, message):
     recipe = _recipe_with_steps(tmp_path, step)
+    before = our_containers()
     with pytest.raises(BuildError) as caught:
         _build(recipe, fixture_sources, tmp_path / "dist")
     assert message in str(caught.value).replace("'qmail/bin/two\nlines'", "'qmail/bin/two\\nlines'")
-    assert not client().containers.list(all=True, filters={"label": LABEL})
+    assert not our_containers() - before
 
 
 def test_an_oversized_tree_stops_at_the_limit(engine, fixture_sources, tmp_path, monkeypatch):

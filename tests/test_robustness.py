@@ -15,7 +15,7 @@ from builder.sandbox.docker import LABEL, DockerSandbox, client
 from builder.sandbox.images import image_spec
 from builder.verify.checks import put_artifact
 
-from .conftest import RECIPE, ROOT, TARGET, with_patches
+from .conftest import RECIPE, ROOT, TARGET, our_containers, with_patches
 from .test_verify import deb_of, repack_preinst
 
 pytestmark = pytest.mark.docker
@@ -40,6 +40,7 @@ def test_a_signal_removes_the_container_and_leaves_nothing(engine, fixture_sourc
     args = [sys.executable, "-m", "builder.cli", "build", str(recipe), "--target", TARGET, "--out", str(out)]
     for name, path in fixture_sources.items():
         args += ["--source", f"{name}={path}"]
+    before = our_containers()
     process = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "TMPDIR": str(scratch)}, preexec_fn=_default_signals)
     log = out / "logs" / f"{TARGET}.log"
@@ -56,7 +57,7 @@ def test_a_signal_removes_the_container_and_leaves_nothing(engine, fixture_sourc
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == code, stderr
     assert f"qmail-pkg: {word}; sandboxes removed" in stderr and "Traceback" not in stderr
-    assert not client().containers.list(all=True, filters={"label": LABEL})
+    assert not our_containers() - before
     assert sorted(p.name for p in out.iterdir()) == ["logs"]
     assert list(scratch.iterdir()) == []  # no temporary files left
 
