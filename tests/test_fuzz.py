@@ -107,7 +107,7 @@ path_part = st.text(alphabet=st.sampled_from(list("ab-_.:;$`'\" &|()*?#!~=é")),
 def test_accepted_values_round_trip_literally_through_the_scripts(tmp_path):
     accepted: list[int] = []
 
-    @SETTINGS
+    @settings(SETTINGS, derandomize=True)
     @given(prefix=st.lists(path_part, min_size=2, max_size=3), log=st.lists(path_part, min_size=2, max_size=3),
            delivery=st.sampled_from(["./Maildir/", "./Mailbox", "|preline procmail", "&postmaster"]))
     def check(prefix, log, delivery):
@@ -115,7 +115,7 @@ def test_accepted_values_round_trip_literally_through_the_scripts(tmp_path):
             accepted.append(1)
 
     check()
-    assert len(accepted) >= 20  # the property was exercised, not skipped
+    assert len(accepted) >= 20, len(accepted)  # the property was exercised, not skipped
 
 
 def _round_trip(tmp_path: Path, prefix: list[str], log: list[str], delivery: str) -> bool:
@@ -165,14 +165,17 @@ summary_text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs"))
 def test_control_file_fields_are_exactly_ours(tmp_path, empty_tree):
     accepted: list[int] = []
 
-    @settings(max_examples=80, deadline=None)
-    @given(summary=st.one_of(summary_text, nasty), description=description_text, depends=st.one_of(relation, nasty))
+    # Derandomized: the floor below must hold on every run, not on most runs
+    # (a random draw of 80 once produced only 6 acceptable pairs in CI).
+    @settings(max_examples=80, deadline=None, derandomize=True)
+    @given(summary=st.one_of(summary_text, summary_text, nasty), description=description_text,
+           depends=st.one_of(relation, relation, nasty))
     def check(summary, description, depends):
         if _control_fields(tmp_path / "case", empty_tree, summary, description, depends):
             accepted.append(1)
 
     check()
-    assert len(accepted) >= 10  # the property was exercised, not skipped
+    assert len(accepted) >= 10, len(accepted)  # the property was exercised, not skipped
 
 
 def _control_fields(tmp_path: Path, empty_tree: StagedTree, summary: str, description: str, depends: str) -> bool:
