@@ -195,7 +195,9 @@ def cmd_images(args) -> int:
     from .sandbox import prepare_environment
 
     recipe = _load(args.recipe)
-    roles = ("build", "verify") if args.verify else ("build",)
+    from .sandbox.images import ROLES
+
+    roles = ROLES if args.verify else ("build",)
     for target in _builds(_targets(recipe, args.target, args.all), args.arch):
         for role in roles:
             environment = prepare_environment(target, role, lambda line: print(line, file=sys.stderr))
@@ -216,17 +218,25 @@ def cmd_verify(args) -> int:
     target = _targets(recipe, [args.target], False)[0]
     if args.power_cut:
         return _power_cut(args, recipe, target)
-    report = run_verify(
-        recipe,
-        target,
-        [Path(p).resolve() for p in args.artifacts],
-        previous=Path(args.previous).resolve() if args.previous else None,
-        messages=args.messages,
-        stream=None if args.json else sys.stderr,
-    )
+    from .verify.hosts import HOSTS, host_named
+
+    hosts = list(HOSTS.values()) if args.host == "all" else [host_named(args.host)]
+    reports = []
+    for host in hosts:
+        if len(hosts) > 1 and not args.json:
+            print(f"== {target.name} on a {host.name} host", file=sys.stderr, flush=True)
+        reports.append(run_verify(
+            recipe,
+            target,
+            [Path(p).resolve() for p in args.artifacts],
+            previous=Path(args.previous).resolve() if args.previous else None,
+            messages=args.messages,
+            stream=None if args.json else sys.stderr,
+            host=host,
+        ))
     if args.json:
-        print(json.dumps(report.as_dict(), indent=1))
-    return 0 if report.passed else 1
+        print(json.dumps(reports[0].as_dict() if len(reports) == 1 else [r.as_dict() for r in reports], indent=1))
+    return 0 if all(report.passed for report in reports) else 1
 
 
 def _power_cut(args, recipe, target) -> int:
@@ -430,6 +440,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=_whole_number(1, 100000),
                    help="messages in flight during the upgrade (default: 200; 1000 under emulation, where the "
                         "package manager takes long to reach its scripts)")
+    p.add_argument("--host", default="svscan", choices=["svscan", "systemd-daemontools", "systemd", "all"],
+                   help="the kind of host: svscan as the main process (default), systemd with Debian's "
+                        "daemontools-run, systemd without daemontools (the package's own units), or all three")
     p.add_argument("--json", action="store_true")
     p.add_argument("--power-cut", type=_whole_number(1, 10000), metavar="N",
                    help="instead of the lifecycle: N power cuts per file system in a virtual machine, every "

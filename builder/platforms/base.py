@@ -73,6 +73,11 @@ class Platform:
     def state_dir(self, package: str) -> str:
         return f"{self.bookkeeping_root}/{package}"
 
+    def systemd_unit_dir(self, target: "Target") -> str:
+        """Where the package ships its systemd units; "" where the family
+        has no systemd (the package then supervises with daemontools only)."""
+        return "/usr/lib/systemd/system"
+
     def account_steps(self, accounts: "Accounts") -> Steps:
         """Commands that create the accounts in a build sandbox of this
         userland (shadow-utils on Linux)."""

@@ -47,6 +47,16 @@ class DebianPlatform(Platform):
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return strip_steps(roots)
 
+    def systemd_unit_dir(self, target: "Target") -> str:
+        # Before trixie, Debian's systemd units live in /lib (lintian and
+        # deb-systemd-helper expect them there, and a bullseye host need not
+        # be merged-/usr); from trixie on, files in /lib are aliased locations
+        # that dpkg must not ship, and units go to /usr/lib.
+        release = target.release
+        if release.isdigit() and int(release) < 13:
+            return "/lib/systemd/system"
+        return "/usr/lib/systemd/system"
+
     def dependency_probe(self, roots: tuple[str, ...]) -> tuple[str, ...]:
         return ("sh", "-eu", "-c", PROBE_SCRIPT, "shlibdeps", *roots)
 

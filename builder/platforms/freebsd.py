@@ -51,6 +51,9 @@ class FreeBSDPlatform(Platform):
         installed="pkg info -e {name}",
     )
 
+    def systemd_unit_dir(self, target: "Target") -> str:
+        return ""  # no systemd: daemontools (sysutils/daemontools) supervises
+
     def account_steps(self, accounts: "Accounts") -> Steps:
         steps: Steps = []
         for group in accounts.groups:

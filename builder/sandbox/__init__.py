@@ -83,7 +83,7 @@ def prepare_environment(target, role: str, log: OutputSink = lambda line: None, 
 
     if engine is None and target.builder == "docker" and emulated(target.architecture):
         # verification runs setuid qmail-queue: the emulation must keep its privileges
-        require_emulation(target.architecture, setuid=role == "verify")
+        require_emulation(target.architecture, setuid=role.startswith("verify"))
     return _backend(target).prepare(target, role, log, engine)
 
 

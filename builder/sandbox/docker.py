@@ -26,6 +26,8 @@ LABEL = "qmail-pkg"
 BUILD_CAP_DROP = ["NET_RAW", "NET_BIND_SERVICE", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP", "SETFCAP", "KILL"]
 # The main process only keeps the container alive; work happens through exec.
 KEEPALIVE = ["sleep", "infinity"]
+BOOT = ["/sbin/init"]
+BOOT_TIMEOUT = 120  # seconds until systemd reports the boot finished
 _CHUNK = 1 << 16
 
 
@@ -134,6 +136,7 @@ class DockerSandbox:
         hostname: str = "build.invalid",
         engine=None,
         architecture: str = "amd64",
+        boot: bool = False,
     ):
         self.engine_settings = engine
         self.platform = oci_platform(architecture)
@@ -143,6 +146,14 @@ class DockerSandbox:
         self.command = list(command or KEEPALIVE)
         self.cap_add = list(cap_add)
         self.hostname = hostname
+        # systemd as PID 1 (verification of a systemd host): the engine here
+        # refuses --privileged, so the container gets what systemd needs one
+        # by one: SYS_ADMIN (mounts), no seccomp filter, a cgroup namespace
+        # of its own, and tmpfs on /run and /run/lock.
+        self.boot = boot
+        if boot:
+            self.command = list(command or BOOT)
+            self.cap_add = sorted({*self.cap_add, "SYS_ADMIN"})
         self._engine = None
         self._container = None
 
@@ -173,10 +184,14 @@ class DockerSandbox:
                 cap_add=self.cap_add or None,
                 # Verification must keep setuid exec working (qmail-queue is 4711).
                 cap_drop=BUILD_CAP_DROP if self.role == "build" else None,
-                security_opt=["no-new-privileges"] if self.role == "build" else None,
+                security_opt=["no-new-privileges"] if self.role == "build" else
+                ["seccomp=unconfined"] if self.boot else None,
                 privileged=False,
                 hostname=self.hostname,
-                init=True,  # reap zombies left by daemons we start in verification
+                # reap zombies left by daemons we start in verification (systemd does it itself)
+                init=not self.boot,
+                **({"cgroupns": "private", "tmpfs": {"/run": "", "/run/lock": ""},
+                    "stop_signal": "SIGRTMIN+3"} if self.boot else {}),
                 # another architecture's image runs through the host's binfmt
                 # emulation (qemu-user); the platform says which one is meant
                 # where the engine recorded it (see _platform_for)
@@ -186,6 +201,22 @@ class DockerSandbox:
             raise SandboxError(f"image {self.image} not found; build it with `qmail-pkg images`") from None
         except docker.errors.APIError as exc:
             raise SandboxError(f"cannot start a container from {self.image}: {exc.explanation or exc}") from None
+        if self.boot:
+            self._wait_booted()
+
+    def _wait_booted(self) -> None:
+        """Until systemd says the boot is over ("degraded" counts: a
+        container lacks devices some units want)."""
+        deadline = time.monotonic() + BOOT_TIMEOUT
+        state = ""
+        while time.monotonic() < deadline:
+            _, state = self.output(["systemctl", "is-system-running"])
+            if state.strip() in ("running", "degraded"):
+                return
+            time.sleep(0.5)
+        self.destroy()
+        raise SandboxError(f"{self.image}: systemd did not finish booting within {BOOT_TIMEOUT} s "
+                           f"(is-system-running: {state.strip() or 'no answer'})")
 
     def _platform_for(self, image: str) -> str | None:
         """The platform to ask for, if the image carries it. Engines before

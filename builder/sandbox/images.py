@@ -22,7 +22,9 @@ from .docker import client, image_exists
 
 DEFINITION_LABEL = "qmail-pkg.definition"
 PACKAGES_LABEL = "qmail-pkg.packages"  # name=version of everything in an image we made
-ROLES = ("build", "verify")
+# build; verify (svscan as the container's main process); and the systemd
+# hosts verify runs on: without daemontools, and with Debian's daemontools-run.
+ROLES = ("build", "verify", "verify-systemd", "verify-systemd-daemontools")
 
 
 def containers_dir() -> Path:
@@ -37,7 +39,7 @@ class ImageSpec:
     reference: str  # repository:tag
     family: str  # of the image's userland: its platform makes it
     suite: str  # Debian suite to bootstrap; for other families, the release
-    role: str  # build | verify
+    role: str  # one of ROLES
     packages: tuple[str, ...]
     architecture: str = "amd64"  # Debian's spelling
 
@@ -77,7 +79,7 @@ def _read_packages(userland: str, role: str, formats: tuple[str, ...]) -> tuple[
 def image_spec(target: Target, role: str) -> ImageSpec:
     if role not in ROLES:
         raise ValueError(role)
-    reference = target.image if role == "build" else f"{target.image}-verify"
+    reference = target.image if role == "build" else f"{target.image}-{role}"
     # The image the recipe names is the amd64 one; another architecture's
     # carries its name (qmail-pkg/debian-12-arm64): one engine holds both.
     if target.architecture != "amd64":

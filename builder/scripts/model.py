@@ -93,6 +93,9 @@ class ScriptModel:
     # Files and links the package ships (takeover backs up those that exist).
     shipped: tuple[str, ...] = ()
     backup_dir: str = ""  # where a takeover keeps copies of the files it replaces
+    # Where systemd units go ("" = no systemd on this platform): the
+    # alternative supervisor, one unit per service, logging to the journal.
+    systemd_unit_dir: str = ""
 
     def __post_init__(self) -> None:
         if not self.package or not all(c.isalnum() or c in "+-." for c in self.package):
@@ -127,9 +130,18 @@ class ScriptModel:
             _check_path("shipped file", path)
         if self.backup_dir:
             _check_path("backup_dir", self.backup_dir)
+        if self.systemd_unit_dir:
+            _check_path("systemd_unit_dir", self.systemd_unit_dir)
         for number in ("smtpd_softlimit", "stop_timeout", "start_timeout", "stable_seconds"):
             if not isinstance(getattr(self, number), int) or getattr(self, number) < 0:
                 raise ValueError(f"{number} must be a non-negative integer")
+
+    @property
+    def units(self) -> tuple[tuple[str, str], ...]:
+        """(unit, service name) of every systemd unit the package ships."""
+        if not self.systemd_unit_dir:
+            return ()
+        return tuple((f"{service.name}.service", service.name) for service in self.services)
 
     def user(self, name: str):
         for user in self.accounts.users:
@@ -177,4 +189,5 @@ def script_model(
         state_dir=platform.state_dir(recipe.package.name),
         script_platform=platform.script_platform,
         backup_dir=f"/var/backups/{recipe.package.name}-takeover",
+        systemd_unit_dir=platform.systemd_unit_dir(target),
     )

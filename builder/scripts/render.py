@@ -70,6 +70,22 @@ def _one_line(value: object) -> str:
     return text
 
 
+def _unit_spec(value: object) -> str:
+    """filter `unit_spec`: a value in a systemd unit setting that expands
+    %-specifiers (paths in Condition*=): % written as %%."""
+    return _one_line(value).replace("%", "%%")
+
+
+def _unit_exec(value: object) -> str:
+    """filter `unit_exec`: one word of an Exec*= command line. systemd splits
+    those at spaces, unquotes C-style inside double quotes, expands
+    %-specifiers and $VARIABLES: quoted, with all four escaped, the word
+    reaches the program exactly as written."""
+    text = _one_line(value)
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{escaped}"'
+
+
 @lru_cache(maxsize=2)
 def _environment(text: bool = False) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -83,6 +99,8 @@ def _environment(text: bool = False) -> jinja2.Environment:
     )
     env.filters["octal"] = _octal
     env.filters["word"] = _word
+    env.filters["unit_spec"] = _unit_spec
+    env.filters["unit_exec"] = _unit_exec
     return env
 
 
@@ -117,6 +135,7 @@ def _context(model: ScriptModel, platform: str, script: str, script_set: str = "
         "platform": platform,
         "script_set": script_set,
         "renumber_question": f"{model.package}/renumber-accounts",
+        "supervisor_question": f"{model.package}/supervisor",
         "users": users,
         "control_dir": f"{prefix}/control",
         "alias_dir": model.user(model.alias_user).home,
@@ -172,4 +191,21 @@ def render_service_files(model: ScriptModel) -> list[ServiceFile]:
         files.append(ServiceFile(f"{directory}/log/run", _render(f"services/{log_run}", service_context), 0o755))
     # Not shell: the .qmail-style delivery instruction qmail-start gets.
     files.append(ServiceFile(f"{prefix}/control/defaultdelivery", model.default_delivery + "\n", 0o644))
+    files.extend(_unit_files(model, context))
+    return files
+
+
+def _unit_files(model: ScriptModel, context: dict) -> list[ServiceFile]:
+    """One systemd unit per service, for hosts that supervise with systemd.
+    Each runs what daemontools runs (rc, the smtpd run script)."""
+    files = []
+    for unit, name in model.units:
+        service = next(s for s in model.services if s.name == name)
+        template = f"services/{unit}.j2"
+        if not (TEMPLATES / template).exists():
+            raise ValueError(f"no systemd unit template for service {name!r}")
+        unit_context = dict(context, marker=f"{model.state_dir.rstrip('/')}/supervisor-is-systemd",
+                            rc=f"{model.prefix.rstrip('/') or ''}/rc", run=f"{service.directory.rstrip('/')}/run")
+        files.append(ServiceFile(f"{model.systemd_unit_dir.rstrip('/')}/{unit}",
+                                 _render(template, unit_context, text=True), 0o644))
     return files

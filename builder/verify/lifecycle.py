@@ -1,10 +1,12 @@
 """`qmail-pkg verify`: the install / upgrade / remove lifecycle of real
-packages in a clean sandbox running svscan (the project's piuparts).
+packages in a clean sandbox, on each kind of host (hosts.py: svscan as the
+main process, systemd with daemontools-run, systemd alone).
 
 Every step reports pass/fail with the evidence it saw. The maintainer scripts'
-svc calls are recorded by a logging wrapper placed before the real `svc` in
-PATH; it also notes the inode of bin/qmail-send at each call, which proves
-whether the call came before or after dpkg replaced the files.
+calls to the supervisor (svc, or systemctl) are recorded by a logging wrapper
+that takes the real program's place; it also notes the inode of
+bin/qmail-send at each call, which proves whether the call came before or
+after dpkg replaced the files.
 """
 
 from __future__ import annotations
@@ -24,30 +26,26 @@ from ..recipe.model import Recipe, Target
 from ..platforms import platform_for
 from ..sandbox import Sandbox, open_sandbox, prepare_environment
 from .checks import CheckResult, installed_checks, load_record, put_artifact
+from .hosts import HOSTS, UP_SECONDS, Host, Supervision
 
-SERVICE_DIR = "/service"
 SVC_LOG = "/var/log/qmail-pkg-svc.log"
 TEST_USER = "verifyuser"
 IN_FLIGHT = 200  # messages queued before the upgrade
 IN_FLIGHT_EMULATED = 1000
 ALIAS_USER = "alias"  # qmail's: its ~/Maildir gets mail to root (the recipe's postmaster_alias_to)
-UP_SECONDS = 5  # "up" for this long with one pid means it is not crash-looping
 
 
-# The real svc moves aside and the recording wrapper takes its place: package
-# managers run scripts with PATHs of their own (rpm: /sbin:/bin:/usr/sbin:
-# /usr/bin), so a wrapper earlier in the caller's PATH would be missed.
-SVC = "/usr/bin/svc"
-REAL_SVC = "/usr/bin/svc.qmail-pkg-real"
-
-
-def _svc_wrapper(prefix: str) -> str:
+# The real program (svc, systemctl) moves aside and the recording wrapper
+# takes its place: package managers run scripts with PATHs of their own
+# (rpm: /sbin:/bin:/usr/sbin:/usr/bin), so a wrapper earlier in the caller's
+# PATH would be missed.
+def _call_wrapper(prefix: str, name: str, real: str) -> str:
     return f"""#!/bin/sh
-# qmail-pkg verify: record every svc call, then run the real svc.
+# qmail-pkg verify: record every {name} call, then run the real {name}.
 inode=$(stat -c %i {shlex.quote(prefix)}/bin/qmail-send 2>/dev/null || echo none)
 queued=$(find {shlex.quote(prefix)}/queue/todo {shlex.quote(prefix)}/queue/mess -type f 2>/dev/null | wc -l)
-echo "$(date +%s.%N) inode=$inode queued=$queued svc $*" >> {SVC_LOG}
-exec {REAL_SVC} "$@"
+echo "$(date +%s.%N) inode=$inode queued=$queued {name} $*" >> {SVC_LOG}
+exec {real} "$@"
 """
 
 
@@ -94,7 +92,10 @@ class Lifecycle:
     """One verification run: a sandbox with svscan, and the steps in order.
     The package manager's verbs come from the target's platform."""
 
-    def __init__(self, recipe: Recipe, target: Target, sandbox: Sandbox, report: Report, emit: Callable[[CheckResult], None]):
+    def __init__(self, recipe: Recipe, target: Target, sandbox: Sandbox, report: Report,
+                 emit: Callable[[CheckResult], None], host: Host = HOSTS["svscan"]):
+        self.host = host
+        self.sup: Supervision = host.supervision(sandbox)
         self.recipe = recipe
         self.target = target
         self.box = sandbox
@@ -103,7 +104,6 @@ class Lifecycle:
         self.prefix = recipe.layout.prefix
         self.package = recipe.package.name
         self.pm = platform_for(target.family).package_manager_on(target.userland)
-        self.services = ["qmail-send", "qmail-send/log", "qmail-smtpd", "qmail-smtpd/log"]
         alias = next(user for user in target.accounts.users if user.name == ALIAS_USER)
         self.alias_user = alias.name
         self.alias_home = alias.home
@@ -127,32 +127,20 @@ class Lifecycle:
     def add(self, check: CheckResult, prefix: str) -> bool:
         return self.result(f"{prefix}: {check.name}", check.passed, check.evidence)
 
-    def svstat(self, service: str) -> str:
-        return self.sh(f"svstat {SERVICE_DIR}/{service} 2>&1")[1].strip()
-
     def wait_up(self, service: str, timeout: float = 40) -> tuple[bool, str]:
-        """Up for UP_SECONDS with the same pid: running, not crash-looping."""
-        deadline = time.monotonic() + timeout
-        status = ""
-        while time.monotonic() < deadline:
-            status = self.svstat(service)
-            match = re.search(r": up \(pid (\d+)\) (\d+) seconds", status)
-            if match and int(match.group(2)) >= UP_SECONDS:
-                return True, status
-            time.sleep(1)
-        return False, status or "no status"
+        return self.sup.wait_up(service, timeout)
 
     def all_up(self, step: str, timeout: float = 40) -> bool:
         """Every service and its logger up and staying up (checked together)."""
         deadline = time.monotonic() + timeout
         statuses = []
         ok = True
-        for service in self.services:
+        for service in self.sup.services:
             up, status = self.wait_up(service, max(1.0, deadline - time.monotonic()))
             statuses.append(status)
             ok = ok and up
-        return self.result(f"{step}: every service and logger stays up (same pid for {UP_SECONDS} s)", ok,
-                           "; ".join(statuses))
+        return self.result(f"{step}: every service and logger stays up under {self.sup.name} "
+                           f"(same pid for {UP_SECONDS} s)", ok, "; ".join(statuses))
 
     def pm_command(self, verb: str, *, path: str = "", name: str = "") -> tuple[int, str]:
         return self.sh(f"{self.pm.command(verb, path=path, name=name)} 2>&1")
@@ -160,7 +148,7 @@ class Lifecycle:
     def smtp(self, step: str, subject: str) -> bool:
         """A real SMTP conversation through tcpserver on port 25: a local
         recipient accepted and the message delivered, a foreign one refused."""
-        code, out = self.sh(smtp_script(subject, f"{TEST_USER}@{VERIFY_HOST}", "someone@relay-test.invalid"))
+        code, out = self.sh(smtp_script(subject, f"{TEST_USER}@{self.host.hostname}", "someone@relay-test.invalid"))
         ok, evidence = smtp_transcript_ok(out)
         self.result(f"{step}: SMTP on port 25 accepts local mail, refuses to relay", ok and code == 0, evidence)
         delivered, detail = self.wait_delivered([subject], timeout=30)
@@ -204,12 +192,18 @@ class Lifecycle:
         return self.sh(f"cat {SVC_LOG} 2>/dev/null || true")[1].splitlines()
 
     def qmail_processes(self) -> str:
-        return self.sh("ps -eo pid,args | grep -E 'qmail-|supervise qmail|multilog' | grep -v grep || true")[1].strip()
+        return self.sh("ps -eo pid,args | grep -E 'qmail-|supervise qmail|multilog' "
+                       "| grep -v -e grep -e readproctitle || true")[1].strip()
 
     # -- steps -----------------------------------------------------------
     def prepare(self) -> None:
-        self.sh(f"mv {SVC} {REAL_SVC}")
-        self.box.put_file(_svc_wrapper(self.prefix).encode(), SVC, 0o755)
+        control = self.sup.control_command
+        path = self.sh(f"command -v {control}")[1].strip()
+        if not path.startswith("/"):
+            raise VerifyError(f"the {self.host.name} host has no {control}")
+        real = f"{path}.qmail-pkg-real"
+        self.sh(f"mv {path} {real}")
+        self.box.put_file(_call_wrapper(self.prefix, control, real).encode(), path, 0o755)
         if self.pm.prepare:
             self.sh(self.pm.prepare)
         self.sh(
@@ -229,7 +223,8 @@ class Lifecycle:
         subject = f"verify-install-{int(time.time())}"
         code, out = self.inject([subject])
         ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, f"qmail-inject failed: {_tail(out)}")
-        self.result("install: local delivery into ~/Maildir", ok, evidence)
+        self.result(f"install: mail to the bare name {TEST_USER!r} delivered into ~/Maildir (host name "
+                    f"{self.host.hostname!r})", ok, evidence)
         smtp_ok = self.smtp("install", f"verify-smtp-install-{int(time.time())}")
         return ok and up and smtp_ok
 
@@ -257,7 +252,7 @@ class Lifecycle:
         control = f"{self.prefix}/control"
         self.sh(f"echo verify.invalid >> {control}/locals; echo '# edited by the administrator' >> {control}/rcpthosts 2>/dev/null; true")
         _, control_before = self.sh(f"cd {control} && sha256sum * 2>/dev/null")
-        self.sh(f"svc -d {SERVICE_DIR}/qmail-send")
+        self.sh(self.sup.stop("qmail-send"))
         subjects = [f"verify-flight-{n:04d}" for n in range(messages)]
         code, out = self.inject(subjects)
         if not self.result(f"{name}: {messages} messages queued while qmail-send is down", code == 0, _tail(out) or "queued"):
@@ -270,14 +265,14 @@ class Lifecycle:
         # Bring qmail-send up on a full queue and start the upgrade at once.
         upgrade = self.pm.command("upgrade", path=put_artifact(self.box, new.path))
         code, out = self.sh(
-            f"svc -u {SERVICE_DIR}/qmail-send; "
+            f"{self.sup.start('qmail-send')}; "
             f"until [ -n \"$(ls /home/{TEST_USER}/Maildir/new | grep -v install | head -1)\" ]; do sleep 0.05; done; "
             f"{upgrade} 2>&1"
         )
         self.result(f"{name}: {self.pm.name} upgrades {old.version} -> {new.version} while delivering", code == 0, _tail(out))
         log = self.svc_log()
-        ok, evidence = svc_order(log)
-        self.result(f"{name}: svc -d before files are replaced, svc -u after", ok, evidence)
+        ok, evidence = svc_order(log, self.sup)
+        self.result(f"{name}: {self.sup.name} stops qmail-send before files are replaced, starts it after", ok, evidence)
         ok, evidence = self.wait_delivered(subjects, timeout=max(60, messages))
         self.result(f"{name}: every in-flight message delivered exactly once", ok, evidence)
         _, queued = self.sh(f"find {self.prefix}/queue/mess {self.prefix}/queue/todo -type f | wc -l")
@@ -292,14 +287,47 @@ class Lifecycle:
 
     def admin_down_stays_down(self, artifact: BuiltPackage) -> None:
         name = "upgrade with service down"
-        self.sh(f"svc -d {SERVICE_DIR}/qmail-send; sleep 2; : > {SVC_LOG}")
+        self.sh(f"{self.sup.stop('qmail-send')}; sleep 2; : > {SVC_LOG}")
         code, out = self.pm_install(artifact, "upgrade")
-        status = self.svstat("qmail-send")
-        ups = [line for line in self.svc_log() if " svc -u" in line and "qmail-send" in line]
+        down, status = self.sup.is_down("qmail-send")
+        ups = [line for line in self.svc_log() if self.sup.is_start_call(line, "qmail-send")]
         self.result(f"{name}: a service the administrator took down stays down",
-                    code == 0 and ": down" in status and not ups,
-                    f"{self.pm.name} exit {code}; svstat: {status}; svc -u calls: {len(ups)}")
-        self.sh(f"svc -u {SERVICE_DIR}/qmail-send")
+                    code == 0 and down and not ups,
+                    f"{self.pm.name} exit {code}; status: {status}; start calls: {len(ups)}")
+        self.sh(self.sup.start("qmail-send"))
+
+    def switch_supervisor(self, artifact: BuiltPackage) -> None:
+        """The documented switch (debconf answer, dpkg-reconfigure) from the
+        supervisor the package chose to the other and back, with mail in
+        the queue: at no sample is more than one qmail-send running, the
+        old supervisor keeps nothing of ours, and mail flows afterwards."""
+        chosen = self.sup
+        question = f"{self.package}/supervisor"
+        for to in ("systemd", "daemontools") if chosen.name == "daemontools" else ("daemontools", "systemd"):
+            name = f"switch to {to}"
+            stamp = int(time.time())
+            queued = [f"verify-switch-{to}-{stamp}-{n}" for n in range(20)]
+            self.inject(queued)
+            code, out = self.sh(
+                "rm -f /tmp/qmail-pkg-send-count; "
+                "(while :; do pgrep -x qmail-send | wc -l >> /tmp/qmail-pkg-send-count; sleep 0.05; done) & sampler=$!; "
+                f"echo {shlex.quote(f'{self.package} {question} select {to}')} | debconf-set-selections && "
+                f"DEBIAN_FRONTEND=noninteractive dpkg-reconfigure {shlex.quote(self.package)} 2>&1; rc=$?; "
+                "sleep 3; kill $sampler; exit $rc")
+            switched = f"-> {to}" in out
+            self.result(f"{name}: dpkg-reconfigure after the debconf answer {to} switches", code == 0 and switched,
+                        _tail(out, 3) or f"exit {code}, no output")
+            _, samples = self.sh("sort -n /tmp/qmail-pkg-send-count | uniq -c | tr '\n' ' '")
+            counts = [int(line) for line in self.sh("cat /tmp/qmail-pkg-send-count")[1].split() if line.isdigit()]
+            self.result(f"{name}: never two qmail-send at once", bool(counts) and max(counts) <= 1,
+                        f"{len(counts)} samples of the number of qmail-send processes (count x value): {samples.strip()}")
+            previous, self.sup = self.sup, self.host.supervision(self.box, to)
+            gone, evidence = previous.removed()
+            self.result(f"{name}: {previous.name} keeps nothing of the package", gone, evidence)
+            self.all_up(name)
+            ok, evidence = self.wait_delivered(queued, timeout=60)
+            self.result(f"{name}: the mail queued before the switch is delivered exactly once", ok, evidence)
+            self.smtp(name, f"verify-smtp-switch-{to}-{stamp}")
 
     def hold_mail(self) -> None:
         """Mail the last removal must keep: a message delivered into the
@@ -316,8 +344,7 @@ class Lifecycle:
                     f"grep -l '^Subject: {subject}$' {shlex.quote(self.alias_maildir)}/new/* 2>/dev/null | head -1")[1].strip()
                 time.sleep(0.5)
             self.kept_delivered = subject if self.kept_delivered_path else ""
-        self.sh(f"svc -d {SERVICE_DIR}/qmail-send; for i in $(seq 150); do "
-                f"svstat {SERVICE_DIR}/qmail-send | grep -q ': down' && break; sleep 0.2; done")
+        self.sh(self.sup.stop("qmail-send"))
         self.kept_queued = f"verify-kept-queued-{stamp}"
         self.inject([self.kept_queued])
         self.kept_queued_path = self.sh(
@@ -333,10 +360,10 @@ class Lifecycle:
         code, out = self.pm_command("remove", name=self.package)
         self.result(f"remove: {self.pm.command('remove', name=self.package)}", code == 0, _tail(out))
         last_words = out
-        _, links = self.sh(f"ls -A {SERVICE_DIR}")
+        gone, evidence = self.sup.removed()
         procs = self.qmail_processes()
-        self.result("remove: services unlinked and stopped, no qmail process left",
-                    not links.strip() and not procs, f"{SERVICE_DIR}: [{links.strip()}]; processes: [{procs}]")
+        self.result(f"remove: services taken out of {self.sup.name} and stopped, no qmail process left",
+                    gone and not procs, f"{evidence}; processes: [{procs}]")
         _, left = self.sh(f"test -d {self.prefix}/queue && ls /home/{TEST_USER}/Maildir/new | wc -l")
         self.result("remove: queue and Maildirs kept", left.strip() == mail_before.strip(),
                     f"{left.strip() or 'no queue'} messages in Maildir (had {mail_before.strip()})")
@@ -424,10 +451,11 @@ SNAPSHOT = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /
 LIFECYCLE_NOISE = re.compile(
     r"^/var/lib/(dpkg|rpm|apt)(/|$)|^/var/cache/(debconf|apt|ldconfig)(/|$)|^/var/log/(dpkg\.log|apt|alternatives\.log)"
     r"|^/etc/(passwd|group|shadow|gshadow)-$|^/var/lib/alternatives(/|$)"
+    # systemd's own state on the systemd hosts (not the package's: its unit
+    # links and deb-systemd-helper's records must go, and are checked)
+    r"|^/var/log/journal(/|$)|^/var/lib/systemd/(timers|random-seed|catalog|coredump|pstore|linger|timesync)(/|$)"
+    r"|^/var/(lib|cache|log)/private(/|$)"
 )
-
-
-VERIFY_HOST = "verify.example.org"
 
 
 def smtp_script(subject: str, local: str, foreign: str) -> str:
@@ -525,25 +553,26 @@ def fsync_follows_queue_changes(trace: str, queue: str) -> tuple[bool, str]:
     return True, f"{changes} queue link/unlink/rename calls, each followed by fsync of the changed directory"
 
 
-def svc_order(log: list[str]) -> tuple[bool, str]:
+def svc_order(log: list[str], sup: Supervision) -> tuple[bool, str]:
     """The scripts stopped qmail-send while the old binary was in place and
     started it again only once the new one was."""
-    downs = [line for line in log if " svc -d" in line and "qmail-send" in line]
-    ups = [line for line in log if " svc -u" in line and "qmail-send" in line]
+    downs = [line for line in log if sup.is_stop_call(line, "qmail-send")]
+    ups = [line for line in log if sup.is_start_call(line, "qmail-send")]
     if not downs:
-        return False, "the scripts never ran svc -d on qmail-send"
+        return False, f"the scripts never stopped qmail-send ({sup.control_command})"
     if not ups:
-        return False, "the scripts never ran svc -u on qmail-send"
+        return False, f"the scripts never started qmail-send again ({sup.control_command})"
     inode_down = re.search(r"inode=(\S+)", downs[0]).group(1)
     inode_up = re.search(r"inode=(\S+)", ups[-1]).group(1)
     queued = re.search(r"queued=(\d+)", downs[0]).group(1)
     if log.index(downs[0]) > log.index(ups[-1]):
-        return False, "svc -u came before svc -d"
+        return False, "the start came before the stop"
     if inode_down == inode_up:
         return False, f"qmail-send was not stopped before dpkg replaced it (same inode {inode_down} at svc -d and svc -u)"
     if int(queued) == 0:
         return False, "the queue was already empty at svc -d: the upgrade did not interrupt a working qmail-send"
-    return True, f"svc -d on the old qmail-send (inode {inode_down}, {queued} queue files), svc -u on the new (inode {inode_up})"
+    return True, (f"{sup.control_command} stopped the old qmail-send (inode {inode_down}, {queued} queue files), "
+                  f"started the new (inode {inode_up})")
 
 
 def _printer(stream: TextIO | None) -> Callable[[CheckResult], None]:
@@ -562,6 +591,7 @@ def run_verify(
     previous: Path | None = None,
     messages: int | None = None,
     stream: TextIO | None = None,
+    host: Host = HOSTS["svscan"],
 ) -> Report:
     if target.builder != "docker":
         raise VerifyError(
@@ -583,25 +613,26 @@ def run_verify(
         # qmail-send; 200 messages are delivered by then and the check that
         # the upgrade interrupted a working qmail-send would find it idle.
         messages = IN_FLIGHT_EMULATED if emulated(architecture) else IN_FLIGHT
-    environment = prepare_environment(target, "verify")
-    report = Report(target.name)
+    environment = prepare_environment(target, host.role)
+    report = Report(target.name if host.name == "svscan" else f"{target.name} on a {host.name} host")
     emit = _printer(stream)
     sandbox = open_sandbox(
         target,
         environment.reference,
-        role="verify",
-        labels={"qmail-pkg.target": target.name},
-        command=["sh", "-c", f"mkdir -p {SERVICE_DIR} && exec svscan {SERVICE_DIR}"],
+        role=host.role,
+        labels={"qmail-pkg.target": target.name, "qmail-pkg.host": host.name},
         cap_add=["SYS_PTRACE"],  # strace for the syncdir proof; verification containers only
-        hostname=VERIFY_HOST,
+        **host.container_options(),
     )
     with sandbox:
-        life = Lifecycle(recipe, target, sandbox, report, emit)
+        life = Lifecycle(recipe, target, sandbox, report, emit, host)
         life.prepare()
         if life.install(old):
             life.syncdir_proof()
             life.upgrade_in_flight(old, current, messages)
             life.admin_down_stays_down(current)
+            if host.switches and life.pm.name == "dpkg":
+                life.switch_supervisor(current)
             life.remove_and_purge()
             life.reinstall(current)
             life.purge_without_mail()
