@@ -460,3 +460,35 @@ def test_syncdir_calls_behave_like_libc_and_sync(tmp_path):
     fsyncs = [line for line in trace.stderr.splitlines() if line.startswith("fsync(")]
     # open(O_CREAT) 1, link across a/ and b/ 2, rename across 2, unlink 1; failures and plain open 0
     assert len(fsyncs) == 6, trace.stderr
+
+
+@needs_toolchain
+def test_bare_names_get_the_default_host_and_domain_and_remote_hosts_wait(built):
+    """As qmail-inject and qmail-send do: "name" becomes name@defaulthost, a
+    host without a dot gets .defaultdomain, and a host not in control/locals
+    is remote (the miniature cannot deliver it: it waits in the queue). This
+    is what lost mail to root on hosts with a dotless name."""
+    _, prefix = built
+    control = prefix / "control"
+    control.mkdir(exist_ok=True)
+    written = {"me": "mailhost\n", "defaultdomain": "localdomain\n", "locals": "mailhost\nmailhost.localdomain\n"}
+    try:
+        for name, text in written.items():
+            (control / name).write_text(text)
+        before = set(queued(prefix))
+        assert inject(prefix, "nobody-here-6", "x@mailhost", "y@far.example").returncode == 0
+        (n,) = set(queued(prefix)) - before
+        fields = (prefix / "queue" / "todo" / str(n)).read_bytes().split(b"\0")
+        assert [f for f in fields if f.startswith(b"T")] == [
+            b"Tnobody-here-6@mailhost.localdomain", b"Tx@mailhost.localdomain", b"Ty@far.example"]
+        # the message never completes (its remote recipient waits): run qmail-send for 3 s
+        log = run_send(prefix, lambda: False, timeout=3)
+        assert "to local nobody-here-6@mailhost.localdomain" in log and "to remote y@far.example" in log
+        assert "deferral: the_miniature_has_no_remote_delivery" in log
+        assert n in queued(prefix)  # the remote recipient keeps it queued
+    finally:
+        for name in written:
+            (control / name).unlink(missing_ok=True)
+        # without control/locals every host is local again: the unknown user is dropped
+        run_send(prefix, lambda: n not in queued(prefix))
+    assert n not in queued(prefix)

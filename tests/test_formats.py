@@ -122,7 +122,7 @@ def test_rpm_lifecycle_with_rpm_in_a_clean_system(built_rpm, built_rpm_next, rec
     names = [s.name for s in report.steps]
     for expected in ("install: rpm installs it on a clean system", "install: rpm verifies the installed files",
                      "upgrade: rpm upgrades 1.03-1.el9 -> 1.03-2.el9 while delivering",
-                     "upgrade: svc -d before files are replaced, svc -u after",
+                     "upgrade: daemontools stops qmail-send before files are replaced, starts it after",
                      "upgrade: every in-flight message delivered exactly once", "remove: rpm -e qmail-syncdir",
                      "rpm erase: the queued and the delivered message survive it, and its output names them",
                      "rpm erase: everything else the scripts made is gone (configuration, logs, state), accounts kept",

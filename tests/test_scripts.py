@@ -112,6 +112,8 @@ def test_service_files(model):
         "/var/qmail/supervise/qmail-smtpd/run",
         "/var/qmail/supervise/qmail-smtpd/log/run",
         "/var/qmail/control/defaultdelivery",
+        "/lib/systemd/system/qmail-send.service",
+        "/lib/systemd/system/qmail-smtpd.service",
     }
     assert files["/var/qmail/control/defaultdelivery"].content == "./Maildir/\n"
     assert files["/var/qmail/control/defaultdelivery"].mode == 0o644
@@ -126,6 +128,55 @@ def test_service_files(model):
     for f in files.values():
         for user in model.accounts.users:
             assert str(user.uid) not in f.content
+
+
+@pytest.mark.parametrize("host, me, domain, accepted", [
+    ("mail.example.org", "mail.example.org", "example.org", ["mail.example.org"]),
+    # qmail-inject makes "root" root@mailhost, then adds .defaultdomain to a
+    # host without a dot: both forms must be local, or the mail waits forever
+    ("mailhost", "mailhost", "localdomain", ["mailhost", "mailhost.localdomain"]),
+])
+def test_control_files_for_the_host_name(model, tmp_path, host, me, domain, accepted):
+    library = tmp_path / "lib.sh"
+    library.write_text(render_library(model))
+    control = tmp_path / "control"
+    probe = (f". {shlex.quote(str(library))}; hostname() {{ [ \"$1\" = -f ] && return 1; echo {host}; }}; "
+             f"QS_CONTROL={shlex.quote(str(control))}; QS_CREATED=/dev/null; QS_CREATED_SUMS=/dev/null; "
+             "qs_make_control_files >/dev/null && qs_say_accepted_names")
+    result = subprocess.run(["sh", "-c", probe], capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert result.returncode == 0, result.stderr
+    assert (control / "me").read_text() == f"{me}\n"
+    assert (control / "defaultdomain").read_text() == (control / "plusdomain").read_text() == f"{domain}\n"
+    assert (control / "locals").read_text().split() == accepted == (control / "rcpthosts").read_text().split()
+    # the install output says which names the host takes
+    assert " ".join(accepted) in result.stdout and "bare names (root, postmaster)" in result.stdout
+
+
+def test_systemd_units_run_what_daemontools_runs(model):
+    files = {f.path: f.content for f in render_service_files(model)}
+    send, smtpd = files["/lib/systemd/system/qmail-send.service"], files["/lib/systemd/system/qmail-smtpd.service"]
+    assert 'ExecStart="/var/qmail/rc"' in send
+    assert 'ExecStart="/var/qmail/supervise/qmail-smtpd/run"' in smtpd and "Environment=QMAIL_SUPERVISOR=systemd" in smtpd
+    assert "LimitDATA=8000000:infinity" in smtpd  # softlimit -m under daemontools
+    for unit in (send, smtpd):
+        # never beside daemontools' qmail-send: only while the scripts chose systemd
+        assert "ConditionPathExists=/var/lib/qmail-syncdir/supervisor-is-systemd" in unit
+        assert "WantedBy=multi-user.target" in unit and "KillMode=mixed" in unit
+
+
+def test_unit_values_are_escaped_for_systemd(model):
+    """systemd unquotes Exec lines C-style and expands %specifiers and
+    $VARIABLES: a prefix with all of them reaches the program as written."""
+    odd = replace(model, prefix='/opt/q m$HOME%n"\\x')
+    send = next(f.content for f in render_service_files(odd) if f.path.endswith("qmail-send.service"))
+    assert 'ExecStart="/opt/q m$$HOME%%n\\"\\\\x/rc"' in send
+    with pytest.raises(ValueError):
+        render_service_files(replace(model, prefix="/opt/q\tm"))
+
+
+def test_no_units_where_the_platform_has_no_systemd(model):
+    paths = [f.path for f in render_service_files(replace(model, systemd_unit_dir=""))]
+    assert not any(p.endswith(".service") for p in paths)
 
 
 def test_no_smtpd_service_without_smtpd(model):
@@ -151,7 +202,7 @@ def test_shellcheck_clean(model, tmp_path):
             path.write_text(text)
             findings[f"{packager.format} {name}"] = shellcheck(path)
     for f in render_service_files(model):
-        if f.path.endswith("defaultdelivery"):
+        if f.path.endswith(("defaultdelivery", ".service")):
             continue  # not shell
         path = tmp_path / f.path.strip("/").replace("/", "_")
         path.write_text(f.content)
@@ -203,12 +254,35 @@ def assert_only_quoted(text: str, value: str) -> None:
             start = line.find(value, start + 1)
 
 
+def assert_unit_exec_literal(unit: str, expected: tuple[str, ...]) -> None:
+    """ExecStart= is one double-quoted word that systemd reads back as one of
+    the expected paths: C-style unescaping, then %% and $$ as one character."""
+    line = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    word = line[len("ExecStart="):]
+    assert word.startswith('"') and word.endswith('"'), line
+    body, value, i = word[1:-1], "", 0
+    while i < len(body):
+        if body[i] == "\\":
+            value += body[i + 1]
+            i += 2
+            continue
+        assert body[i] != '"', f"an unescaped quote ends the word early: {line}"
+        if body[i] in "%$":
+            assert body[i + 1] == body[i], f"{body[i]} would be expanded: {line}"
+            i += 1
+        value += body[i]
+        i += 1
+    assert value in expected, (value, expected)
+
+
 def test_hostile_values_stay_literal(model, tmp_path):
     prefix = f"/opt/{HOSTILE_NOQUOTE}"
     bad = hostile_model(model, prefix)
     texts = dict(render_maintainer_scripts(bad, "deb", SCRIPTS))
     for f in render_service_files(bad):
-        if not f.path.endswith("defaultdelivery"):
+        if f.path.endswith(".service"):
+            assert_unit_exec_literal(f.content, (f"{prefix}/rc", f"{prefix}/supervise/{HOSTILE_NOQUOTE}/run"))
+        elif not f.path.endswith("defaultdelivery"):
             texts[f.path] = f.content
     for name, text in texts.items():
         path = tmp_path / "scripts" / name.strip("/").replace("/", "_")
@@ -490,7 +564,7 @@ printf 'my.own.relay.example\\n' >/var/qmail/control/rcpthosts   # the admin's
 step postinst1 /pkg/postinst configure ''
 stats {state_paths} >/out/stat1
 stats /var/log/qmail/qmail-send /var/log/qmail/qmail-smtpd /var/qmail/alias/Maildir/new >/out/stat-logs
-for f in me defaultdomain plusdomain locals rcpthosts; do echo "$f=$(cat /var/qmail/control/$f)"; done >/out/control1
+for f in me defaultdomain plusdomain locals rcpthosts; do echo "$f=$(tr '\\n' ' ' </var/qmail/control/$f)"; done >/out/control1
 for f in .qmail-postmaster .qmail-root .qmail-mailer-daemon; do echo "$f=$(cat /var/qmail/alias/$f)"; stats /var/qmail/alias/$f; done >/out/alias1
 hostname >/out/hostname
 cp /var/lib/qmail-syncdir/created-files /out/created
@@ -549,10 +623,11 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
     assert logs["/var/qmail/alias/Maildir/new"][:3] == ("alias", "nofiles", "700")
 
     host = out("hostname").strip()
-    control = dict(line.split("=", 1) for line in out("control1").splitlines())
-    assert control["me"] == host and control["locals"] == host
+    control = {key: value.strip() for key, value in (line.split("=", 1) for line in out("control1").splitlines())}
+    # a container's host name has no domain part: see test_control_files_for_the_host_name
+    names, domain = (host, host.split(".", 1)[1]) if "." in host else (f"{host} {host}.localdomain", "localdomain")
+    assert control["me"] == host and control["locals"] == names
     assert control["rcpthosts"] == "my.own.relay.example"  # never overwritten
-    domain = host.split(".", 1)[1] if "." in host else host
     assert control["defaultdomain"] == domain and control["plusdomain"] == domain
     alias = out("alias1")
     assert ".qmail-postmaster=&root" in alias and ".qmail-mailer-daemon=&root" in alias

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.verify import run_verify
+from builder.verify.hosts import HOSTS, DaemontoolsSupervision, SystemdSupervision
 from builder.verify.lifecycle import fsync_follows_queue_changes, svc_order
 
 from .conftest import ROOT, TARGET
@@ -21,21 +22,21 @@ pytestmark = pytest.mark.docker
 
 EXPECTED_STEPS = (
     "install: dpkg installs it on a clean system",
-    "install: every service and logger stays up (same pid for 5 s)",
-    "install: local delivery into ~/Maildir",
+    "install: every service and logger stays up under daemontools (same pid for 5 s)",
+    "install: mail to the bare name 'verifyuser' delivered into ~/Maildir (host name 'verify.example.org')",
     "install: SMTP on port 25 accepts local mail, refuses to relay",
     "install: the message received by SMTP is delivered",
     "install: layout",
     "install: syncdir symbols",
     "install: dpkg verifies the installed files",
     "syncdir: strace shows a directory fsync after every queue link/unlink",
-    "upgrade: svc -d before files are replaced, svc -u after",
+    "upgrade: daemontools stops qmail-send before files are replaced, starts it after",
     "upgrade: every in-flight message delivered exactly once",
     "upgrade: edited control files unchanged",
-    "upgrade: every service and logger stays up (same pid for 5 s)",
+    "upgrade: every service and logger stays up under daemontools (same pid for 5 s)",
     "upgrade: SMTP on port 25 accepts local mail, refuses to relay",
     "upgrade with service down: a service the administrator took down stays down",
-    "remove: services unlinked and stopped, no qmail process left",
+    "remove: services taken out of daemontools and stopped, no qmail process left",
     "purge: the queued and the delivered message survive it, and its output names them",
     "purge: everything else the scripts made is gone (configuration, logs, state), accounts kept",
     "reinstall: the message the removal kept in the queue is delivered",
@@ -107,8 +108,9 @@ def test_verify_fails_when_scripts_skip_svc_down(built, built_next, recipe, tmp_
     shutil.copy(built_next.record_path, broken_dir / built_next.record_path.name)
     report = run_verify(recipe, recipe.target(TARGET), [deb_of(built), broken], messages=50)
     assert not report.passed
-    step = next(s for s in report.steps if s.name == "upgrade: svc -d before files are replaced, svc -u after")
-    assert not step.passed and "never ran svc -d" in step.evidence
+    step = next(s for s in report.steps
+                if s.name == "upgrade: daemontools stops qmail-send before files are replaced, starts it after")
+    assert not step.passed and "never stopped qmail-send (svc)" in step.evidence
 
 
 def test_strace_parser_needs_an_fsync_of_the_changed_directory():
@@ -133,13 +135,58 @@ def test_strace_parser_needs_an_fsync_of_the_changed_directory():
 
 
 def test_svc_order_needs_old_binary_at_down_and_new_at_up():
+    sup = DaemontoolsSupervision(None, "/service")
     good = ["1.0 inode=10 queued=5 svc -d /service/qmail-send", "2.0 inode=11 queued=3 svc -u /service/qmail-send"]
-    assert svc_order(good)[0]
+    assert svc_order(good, sup)[0]
     same_inode = ["1.0 inode=10 queued=5 svc -d /service/qmail-send", "2.0 inode=10 queued=3 svc -u /service/qmail-send"]
-    assert not svc_order(same_inode)[0]
+    assert not svc_order(same_inode, sup)[0]
     empty_queue = ["1.0 inode=10 queued=0 svc -d /service/qmail-send", "2.0 inode=11 queued=0 svc -u /service/qmail-send"]
-    assert "did not interrupt" in svc_order(empty_queue)[1]
-    assert not svc_order(good[1:])[0]
+    assert "did not interrupt" in svc_order(empty_queue, sup)[1]
+    assert not svc_order(good[1:], sup)[0]
+
+
+def test_systemd_order_reads_systemctl_calls_not_queries():
+    sup = SystemdSupervision(None)
+    good = ["1.0 inode=10 queued=5 systemctl is-active --quiet qmail-send.service",
+            "1.1 inode=10 queued=5 systemctl stop qmail-send.service",
+            "2.0 inode=11 queued=3 systemctl start qmail-send.service"]
+    assert svc_order(good, sup)[0]
+    # queries alone, or a stop of another unit, are no stop of qmail-send
+    assert not svc_order([good[0], good[2]], sup)[0]
+    assert not svc_order(["1.1 inode=10 queued=5 systemctl stop qmail-smtpd.service", good[2]], sup)[0]
+    # a daemontools wrapper log means nothing to the systemd reading
+    assert not svc_order(["1.0 inode=10 queued=5 svc -d /service/qmail-send",
+                          "2.0 inode=11 queued=3 svc -u /service/qmail-send"], sup)[0]
+
+
+@pytest.mark.parametrize("host", ["systemd", "systemd-daemontools"])
+def test_lifecycle_passes_on_systemd_hosts(built, built_next, host):
+    """systemd as PID 1, a host name without a domain part: the package picks
+    its own supervisor (its units without daemontools, daemontools-run's
+    svscan with it), serves SMTP and delivers to bare local names; with
+    daemontools-run, switching supervisor back and forth never runs two
+    qmail-send."""
+    result = subprocess.run(
+        [sys.executable, "-m", "builder.cli", "verify", str(deb_of(built)), str(deb_of(built_next)),
+         "--target", TARGET, "--host", host, "--json"],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
+    )
+    report = json.loads(result.stdout)
+    failed = [f"{s['name']}: {s['evidence']}" for s in report["steps"] if not s["passed"]]
+    assert not failed, failed
+    assert result.returncode == 0 and report["passed"] is True
+    names = [s["name"] for s in report["steps"]]
+    supervisor = HOSTS[host].supervisor
+    assert f"install: every service and logger stays up under {supervisor} (same pid for 5 s)" in names
+    assert "install: mail to the bare name 'verifyuser' delivered into ~/Maildir (host name 'mailhost')" in names
+    assert f"upgrade: {supervisor} stops qmail-send before files are replaced, starts it after" in names
+    assert "purge without mail: nothing the package made is left unnamed, nothing else is gone" in names
+    switching = [n for n in names if n.startswith("switch to ")]
+    if host == "systemd-daemontools":
+        assert "switch to systemd: never two qmail-send at once" in switching
+        assert "switch to daemontools: never two qmail-send at once" in switching
+    else:
+        assert not switching
 
 
 def test_smtp_transcript_needs_a_refused_relay_and_every_reply():
@@ -159,10 +206,10 @@ def test_a_crash_looping_smtpd_is_not_up_and_serves_nothing(built, recipe):
     from builder.sandbox.docker import DockerSandbox
     from builder.sandbox.images import image_spec
     from builder.verify.checks import put_artifact
-    from builder.verify.lifecycle import VERIFY_HOST, Lifecycle, Report
+    from builder.verify.lifecycle import Lifecycle, Report
 
     spec = image_spec(recipe.target(TARGET), "verify")
-    box = DockerSandbox(spec.reference, role="verify", hostname=VERIFY_HOST,
+    box = DockerSandbox(spec.reference, role="verify", hostname=HOSTS["svscan"].hostname,
                         command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
     with box:
         code, out = box.output(["sh", "-c", f"DEBIAN_FRONTEND=noninteractive dpkg -i {put_artifact(box, deb_of(built))}"])
