@@ -440,9 +440,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=_whole_number(1, 100000),
                    help="messages in flight during the upgrade (default: 200; 1000 under emulation, where the "
                         "package manager takes long to reach its scripts)")
-    p.add_argument("--host", default="svscan", choices=["svscan", "systemd-daemontools", "systemd", "all"],
+    p.add_argument("--host", default="svscan", choices=["svscan", "systemd-daemontools", "systemd", "systemd-apt", "all"],
                    help="the kind of host: svscan as the main process (default), systemd with Debian's "
-                        "daemontools-run, systemd without daemontools (the package's own units), or all three")
+                        "daemontools-run, systemd without daemontools (the package's own units), systemd "
+                        "where `apt install ./PKG.deb` pulls the recommended daemontools-run, or all of them")
     p.add_argument("--json", action="store_true")
     p.add_argument("--power-cut", type=_whole_number(1, 10000), metavar="N",
                    help="instead of the lifecycle: N power cuts per file system in a virtual machine, every "

@@ -159,13 +159,13 @@ def test_systemd_order_reads_systemctl_calls_not_queries():
                           "2.0 inode=11 queued=3 svc -u /service/qmail-send"], sup)[0]
 
 
-@pytest.mark.parametrize("host", ["systemd", "systemd-daemontools"])
+@pytest.mark.parametrize("host", ["systemd", "systemd-daemontools", "systemd-apt"])
 def test_lifecycle_passes_on_systemd_hosts(built, built_next, host):
     """systemd as PID 1, a host name without a domain part: the package picks
     its own supervisor (its units without daemontools, daemontools-run's
-    svscan with it), serves SMTP and delivers to bare local names; with
-    daemontools-run, switching supervisor back and forth never runs two
-    qmail-send."""
+    svscan with it, and daemontools-run when apt installs the recommends),
+    serves SMTP and delivers to bare local names; with daemontools-run,
+    switching supervisor back and forth never runs two qmail-send."""
     result = subprocess.run(
         [sys.executable, "-m", "builder.cli", "verify", str(deb_of(built)), str(deb_of(built_next)),
          "--target", TARGET, "--host", host, "--json"],
@@ -181,6 +181,9 @@ def test_lifecycle_passes_on_systemd_hosts(built, built_next, host):
     assert "install: mail to the bare name 'verifyuser' delivered into ~/Maildir (host name 'mailhost')" in names
     assert f"upgrade: {supervisor} stops qmail-send before files are replaced, starts it after" in names
     assert "purge without mail: nothing the package made is left unnamed, nothing else is gone" in names
+    if host == "systemd-apt":
+        # `apt install ./pkg.deb` on a fresh systemd host: the recommends make supervision run
+        assert "install: qmail runs under daemontools, which apt brought in" in names
     switching = [n for n in names if n.startswith("switch to ")]
     if host == "systemd-daemontools":
         assert "switch to systemd: never two qmail-send at once" in switching
@@ -222,3 +225,26 @@ def test_a_crash_looping_smtpd_is_not_up_and_serves_nothing(built, recipe):
         assert not life.all_up("broken", timeout=15)
         assert not life.smtp("broken", "verify-smtp-broken")
         assert [s.passed for s in report.steps] == [False, False, False]
+
+
+def test_host_images_and_their_offered_packages(recipe):
+    """Each host kind has its own image; the apt host's image carries the
+    recommends in a local repository, and that list is part of its identity."""
+    from dataclasses import replace
+
+    from builder.platforms.debian import _offered_hooks
+    from builder.sandbox.images import image_spec
+
+    target = recipe.target(TARGET)
+    specs = {host.name: image_spec(target, host.role) for host in HOSTS.values()}
+    assert specs["svscan"].reference == f"qmail-pkg/{TARGET}-verify:latest"
+    assert specs["systemd-apt"].reference == f"qmail-pkg/{TARGET}-verify-systemd-apt:latest"
+    assert "daemontools" not in specs["systemd"].packages and "systemd-sysv" in specs["systemd"].packages
+    assert "daemontools-run" in specs["systemd-daemontools"].packages
+    assert specs["systemd-apt"].offered == ("daemontools", "daemontools-run")
+    assert "daemontools-run" not in specs["systemd-apt"].packages
+    apt = specs["systemd-apt"]
+    assert replace(apt, offered=()).definition_hash != apt.definition_hash
+    assert specs["svscan"].offered == () and _offered_hooks(()) == []
+    hooks = " ".join(_offered_hooks(apt.offered))
+    assert "apt-get -q download daemontools daemontools-run" in hooks and "apt-ftparchive packages" in hooks

@@ -139,6 +139,27 @@ def host_debian_mirror() -> str:
     raise SandboxError(f"no Debian mirror found in /etc/apt; set {MIRROR_ENV} to a Debian archive URL")
 
 
+# Inside images: a flat apt repository of packages offered, not installed.
+OFFERED_REPOSITORY = "/var/local/qmail-pkg-apt"
+OFFERED_SOURCES = "/etc/apt/sources.list.d/qmail-pkg-offered.list"
+
+
+def _offered_hooks(offered: tuple[str, ...]) -> list[str]:
+    """mmdebstrap hooks that download `offered` (with what they depend on
+    that the image lacks) into OFFERED_REPOSITORY, index it with
+    apt-ftparchive, and name it in a sources file of its own. Verification
+    containers have no network: this is how `apt install ./pkg.deb` there
+    can still pull recommended packages, as it would from a mirror."""
+    if not offered:
+        return []
+    words = " ".join(offered)
+    return [
+        f'--customize-hook=mkdir -p "$1"{OFFERED_REPOSITORY} && chroot "$1" sh -c '
+        f'"cd {OFFERED_REPOSITORY} && apt-get -q download {words} && apt-ftparchive packages . > Packages"',
+        f'--customize-hook=echo "deb [trusted=yes] file:{OFFERED_REPOSITORY} ./" > "$1"{OFFERED_SOURCES}',
+    ]
+
+
 def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
     """A Debian userland from the host's mirror, `docker import`ed with the
     label that records its definition (no registry involved)."""
@@ -162,6 +183,7 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], eng
             f"--include={','.join(spec.packages)}",
             # What went in, version by version: the build record names it.
             f"--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W -f '${{Package}}=${{Version}}\\n' > {installed}",
+            *_offered_hooks(spec.offered),
             # Keep images small and free of apt lists that would go stale.
             "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
             spec.suite,

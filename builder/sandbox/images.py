@@ -24,7 +24,10 @@ DEFINITION_LABEL = "qmail-pkg.definition"
 PACKAGES_LABEL = "qmail-pkg.packages"  # name=version of everything in an image we made
 # build; verify (svscan as the container's main process); and the systemd
 # hosts verify runs on: without daemontools, and with Debian's daemontools-run.
-ROLES = ("build", "verify", "verify-systemd", "verify-systemd-daemontools")
+# verify-systemd-apt: systemd alone, with daemontools in a local apt
+# repository inside the image, so that `apt install ./package.deb` can pull
+# the recommended daemontools-run as it would from a mirror.
+ROLES = ("build", "verify", "verify-systemd", "verify-systemd-daemontools", "verify-systemd-apt")
 
 
 def containers_dir() -> Path:
@@ -42,13 +45,17 @@ class ImageSpec:
     role: str  # one of ROLES
     packages: tuple[str, ...]
     architecture: str = "amd64"  # Debian's spelling
+    # downloaded into a local apt repository in the image, not installed
+    # (containers/<userland>/<role>.offered): what apt may pull in offline
+    offered: tuple[str, ...] = ()
 
     @property
     def definition_hash(self) -> str:
         # "2": images made since they carry their package versions in a label
         # (amd64 stays out of the text so that the existing images stay current)
         arch = [] if self.architecture == "amd64" else [self.architecture]
-        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages, *arch])
+        offered = ["offered:", *self.offered] if self.offered else []
+        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages, *arch, *offered])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -87,8 +94,9 @@ def image_spec(target: Target, role: str) -> ImageSpec:
     if ":" not in reference.rsplit("/", 1)[-1]:
         reference += ":latest"
     suite = target.suite or target.release
+    offered = containers_dir() / target.userland / f"{role}.offered"
     return ImageSpec(reference, target.userland, suite, role, _read_packages(target.userland, role, target.formats),
-                     target.architecture)
+                     target.architecture, tuple(_read_list(offered)) if offered.exists() else ())
 
 
 def _labels(engine, reference: str) -> dict[str, str]:

@@ -7,6 +7,10 @@ each one supervises qmail.
   svscanboot on /etc/service: the package must choose daemontools by itself.
 - systemd: systemd is PID 1 and there is no daemontools at all: the package
   must choose its systemd units by itself.
+- systemd-apt: the same host, but the package is installed as a user does,
+  `apt install ./package.deb`, with daemontools in a local repository in
+  the image: apt pulls the recommended daemontools-run, and qmail must end
+  up running under it.
 
 On the systemd hosts the host name has no domain part (as in most containers
 and many cloud machines), so every step also proves that mail to a bare local
@@ -21,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import VerifyError
+from ..platforms.debian import OFFERED_SOURCES
 from ..sandbox import Sandbox
 
 UP_SECONDS = 5  # "up" for this long with one pid means it is not crash-looping
@@ -36,6 +41,10 @@ class Host:
     hostname: str
     # only where the package manager has debconf: switching supervisor is a reconfiguration
     switches: bool = False
+    # the first install's command instead of the package manager's ({path}: the package)
+    installer: str = ""
+    # packages the installer pulled in: the last purge takes them away too
+    pulled: tuple[str, ...] = ()
 
     def container_options(self) -> dict:
         if self.boots:
@@ -55,6 +64,13 @@ HOSTS = {
     "systemd-daemontools": Host("systemd-daemontools", "verify-systemd-daemontools", True, "daemontools",
                                 "/etc/service", "mailhost", switches=True),
     "systemd": Host("systemd", "verify-systemd", True, "systemd", "", "mailhost"),
+    "systemd-apt": Host(
+        "systemd-apt", "verify-systemd-apt", True, "daemontools", "/etc/service", "mailhost",
+        # only the image's own repository: there is no network, and the mirror
+        # in sources.list would fail the update
+        installer=(f"only='-o Dir::Etc::SourceList={OFFERED_SOURCES} -o Dir::Etc::SourceParts=/nonexistent'; "
+                   "apt-get -q $only update && DEBIAN_FRONTEND=noninteractive apt-get -q $only install -y {path}"),
+        pulled=("daemontools-run", "daemontools")),
 }
 
 

@@ -113,6 +113,7 @@ class Lifecycle:
         self.before: set[str] = set()
         self.kept_queued = self.kept_queued_path = ""
         self.kept_delivered = self.kept_delivered_path = ""
+        self.wrapped = ("", "")  # the supervisor program's path and where the real one went
 
     # -- helpers ---------------------------------------------------------
     def sh(self, script: str) -> tuple[int, str]:
@@ -196,7 +197,8 @@ class Lifecycle:
                        "| grep -v -e grep -e readproctitle || true")[1].strip()
 
     # -- steps -----------------------------------------------------------
-    def prepare(self) -> None:
+    def wrap_control(self) -> None:
+        """Put the recording wrapper in the supervisor program's place."""
         control = self.sup.control_command
         path = self.sh(f"command -v {control}")[1].strip()
         if not path.startswith("/"):
@@ -204,6 +206,12 @@ class Lifecycle:
         real = f"{path}.qmail-pkg-real"
         self.sh(f"mv {path} {real}")
         self.box.put_file(_call_wrapper(self.prefix, control, real).encode(), path, 0o755)
+        self.wrapped = (path, real)
+
+    def prepare(self) -> None:
+        # a supervisor the installer brings in is wrapped once it is there
+        if not self.host.pulled:
+            self.wrap_control()
         if self.pm.prepare:
             self.sh(self.pm.prepare)
         self.sh(
@@ -214,9 +222,23 @@ class Lifecycle:
         self.before = self.snapshot()
 
     def install(self, artifact: BuiltPackage) -> bool:
-        code, out = self.pm_install(artifact)
-        if not self.result(f"install: {self.pm.name} installs it on a clean system", code == 0, _tail(out)):
-            return False
+        if self.host.installer:
+            path = put_artifact(self.box, artifact.path)
+            code, out = self.sh(self.host.installer.format(path=shlex.quote(path)) + " 2>&1")
+            if not self.result(f"install: apt installs it with its recommends ({', '.join(self.host.pulled)})",
+                               code == 0, _tail(out, 4)):
+                return False
+            pulled = [name for name in self.host.pulled
+                      if self.pm_command("installed", name=name)[0] == 0]
+            self.wrap_control()
+            _, chosen = self.sh(f"cat {shlex.quote(self.state_dir)}/supervisor")
+            self.result(f"install: qmail runs under {self.host.supervisor}, which apt brought in",
+                        pulled == list(self.host.pulled) and chosen.strip() == self.host.supervisor,
+                        f"installed: {' '.join(pulled) or 'none'}; supervisor: {chosen.strip() or 'none'}")
+        else:
+            code, out = self.pm_install(artifact)
+            if not self.result(f"install: {self.pm.name} installs it on a clean system", code == 0, _tail(out)):
+                return False
         for check in installed_checks(self.box, self.recipe, self.target, artifact.record["staged_manifest"]):
             self.add(check, "install")
         up = self.all_up("install")
@@ -426,6 +448,12 @@ class Lifecycle:
         code, out = self.pm_command("remove", name=self.package)
         if code == 0 and self.pm.purge is not None:
             code, out = self.pm_command("purge", name=self.package)
+        if code == 0 and self.host.pulled:
+            # what apt brought in goes too, as `apt purge --autoremove` would take
+            # it (its program back in place first, or dpkg would leave the copy)
+            self.sh(f"mv -f {self.wrapped[1]} {self.wrapped[0]}")
+            code, pulled_out = self.sh("DEBIAN_FRONTEND=noninteractive dpkg -P " + " ".join(self.host.pulled) + " 2>&1")
+            out += "\n" + pulled_out
         after = self.snapshot()
         # What the output names as kept (files the administrator edited, where
         # the format keeps those) may stay, with the folders above it.
