@@ -132,6 +132,29 @@ def test_rpm_lifecycle_with_rpm_in_a_clean_system(built_rpm, built_rpm_next, rec
         assert expected in names
 
 
+@pytest.mark.parametrize("host", ["systemd", "systemd-daemontools"])
+def test_rpm_lifecycle_on_systemd_hosts(built_rpm, built_rpm_next, recipe, host):
+    """The rpm under systemd as PID 1: its own units where there is no
+    daemontools (stopped before the upgrade replaces the files, started
+    after, as %systemd_preun/%systemd_post would), and with daemontools-run
+    the switch by SUPERVISOR= in sysconfig and a reinstall, both ways,
+    never two qmail-send."""
+    from builder.verify.hosts import HOSTS
+
+    report = run_verify(recipe, recipe.target("test-rpm"),
+                        [artifact_of(built_rpm, "rpm"), artifact_of(built_rpm_next, "rpm")], messages=100,
+                        host=HOSTS[host])
+    failed = [f"{s.name}: {s.evidence}" for s in report.steps if not s.passed]
+    assert not failed, failed
+    names = [s.name for s in report.steps]
+    supervisor = HOSTS[host].supervisor
+    assert f"upgrade: {supervisor} stops qmail-send before files are replaced, starts it after" in names
+    assert f"install: every service and logger stays up under {supervisor} (same pid for 5 s)" in names
+    if host == "systemd-daemontools":
+        assert "switch to systemd: never two qmail-send at once" in names
+        assert "switch to daemontools: systemd keeps nothing of the package" in names
+
+
 def test_one_recipe_builds_all_three_formats_through_the_command_line(engine, fixture_sources, tmp_path):
     args = [sys.executable, "-m", "builder.cli", "build", str(RECIPE), "--target", "debian-12", "--target", "test-rpm",
             "--target", "test-pkg", "--out", str(tmp_path), "--json"]

@@ -31,12 +31,18 @@ class PackageManager:
     version: str  # prints the installed version
     installed: str  # exit 0 when the package is installed
     prepare: str | None = None  # run once in a fresh system before the first install
+    # the administrator's documented way to move the installed package to
+    # another supervisor ({supervisor}: daemontools or systemd; {path}: the
+    # package file, for formats that reinstall to reconfigure); None: none
+    switch_supervisor: str | None = None
+    # the administrator's file that command writes ({name}), which stays theirs
+    switch_supervisor_file: str | None = None
 
-    def command(self, verb: str, *, path: str = "", name: str = "") -> str:
+    def command(self, verb: str, *, path: str = "", name: str = "", supervisor: str = "") -> str:
         template = getattr(self, verb)
         if template is None:
             raise ValueError(f"{self.name} has no {verb}")
-        return template.format(path=shlex.quote(path), name=shlex.quote(name))
+        return template.format(path=shlex.quote(path), name=shlex.quote(name), supervisor=shlex.quote(supervisor))
 
 
 class Platform:

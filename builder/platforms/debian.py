@@ -38,6 +38,9 @@ class DebianPlatform(Platform):
         verify="dpkg --verify {name}",
         version="dpkg-query -W -f '${{Version}}' {name}",
         installed="dpkg-query -W -f '${{Status}}' {name} 2>/dev/null | grep -q 'install ok installed'",
+        # the debconf answer, then the reconfiguration that acts on it
+        switch_supervisor="printf '%s %s/supervisor select %s\\n' {name} {name} {supervisor} | debconf-set-selections"
+                          " && DEBIAN_FRONTEND=noninteractive dpkg-reconfigure {name}",
     )
 
     def version_suffix(self, target: "Target") -> str:

@@ -43,6 +43,12 @@ RPM = PackageManager(
     verify="rpm -V {name}",
     version="rpm -q --qf '%{{VERSION}}-%{{RELEASE}}' {name}",
     installed="rpm -q {name} >/dev/null 2>&1",
+    # SUPERVISOR= in /etc/sysconfig/<name>, then a reinstall (what
+    # `dnf reinstall` runs), whose %post acts on it
+    switch_supervisor="mkdir -p /etc/sysconfig && touch /etc/sysconfig/{name}"
+                      " && sed -i '/^SUPERVISOR=/d' /etc/sysconfig/{name}"
+                      " && echo SUPERVISOR={supervisor} >> /etc/sysconfig/{name} && rpm -U --replacepkgs {path}",
+    switch_supervisor_file="/etc/sysconfig/{name}",
 )
 
 
@@ -65,6 +71,8 @@ class RhelPlatform(Platform):
         # the package's dependencies, so they are not checked there.
         return replace(self.package_manager,
                        install="rpm -i --nodeps {path}", upgrade="rpm -U --nodeps --replacepkgs {path}",
+                       switch_supervisor=self.package_manager.switch_supervisor.replace(
+                           "rpm -U --replacepkgs", "rpm -U --nodeps --replacepkgs"),
                        verify="rpm -V --nodeps {name}",
                        prepare="mkdir -p /var/lib/rpm && rpm --initdb")
 

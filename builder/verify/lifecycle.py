@@ -114,6 +114,7 @@ class Lifecycle:
         self.kept_queued = self.kept_queued_path = ""
         self.kept_delivered = self.kept_delivered_path = ""
         self.wrapped = ("", "")  # the supervisor program's path and where the real one went
+        self.switched = False
 
     # -- helpers ---------------------------------------------------------
     def sh(self, script: str) -> tuple[int, str]:
@@ -319,26 +320,26 @@ class Lifecycle:
         self.sh(self.sup.start("qmail-send"))
 
     def switch_supervisor(self, artifact: BuiltPackage) -> None:
-        """The documented switch (debconf answer, dpkg-reconfigure) from the
-        supervisor the package chose to the other and back, with mail in
-        the queue: at no sample is more than one qmail-send running, the
+        """The documented switch (Debian: the debconf answer and
+        dpkg-reconfigure; EL: SUPERVISOR= in sysconfig and a reinstall) from
+        the supervisor the package chose to the other and back, with mail
+        in the queue: at no sample is more than one qmail-send running, the
         old supervisor keeps nothing of ours, and mail flows afterwards."""
         chosen = self.sup
-        question = f"{self.package}/supervisor"
+        self.switched = True
         for to in ("systemd", "daemontools") if chosen.name == "daemontools" else ("daemontools", "systemd"):
             name = f"switch to {to}"
             stamp = int(time.time())
             queued = [f"verify-switch-{to}-{stamp}-{n}" for n in range(20)]
             self.inject(queued)
+            switch = self.pm.command("switch_supervisor", name=self.package, supervisor=to,
+                                     path=put_artifact(self.box, artifact.path))
             code, out = self.sh(
                 "rm -f /tmp/qmail-pkg-send-count; "
                 "(while :; do pgrep -x qmail-send | wc -l >> /tmp/qmail-pkg-send-count; sleep 0.05; done) & sampler=$!; "
-                f"echo {shlex.quote(f'{self.package} {question} select {to}')} | debconf-set-selections && "
-                f"DEBIAN_FRONTEND=noninteractive dpkg-reconfigure {shlex.quote(self.package)} 2>&1; rc=$?; "
-                "sleep 3; kill $sampler; exit $rc")
+                f"{{ {switch}; }} 2>&1; rc=$?; sleep 3; kill $sampler; exit $rc")
             switched = f"-> {to}" in out
-            self.result(f"{name}: dpkg-reconfigure after the debconf answer {to} switches", code == 0 and switched,
-                        _tail(out, 3) or f"exit {code}, no output")
+            self.result(f"{name}: {switch}", code == 0 and switched, _tail(out, 3) or f"exit {code}, no output")
             _, samples = self.sh("sort -n /tmp/qmail-pkg-send-count | uniq -c | tr '\n' ' '")
             counts = [int(line) for line in self.sh("cat /tmp/qmail-pkg-send-count")[1].split() if line.isdigit()]
             self.result(f"{name}: never two qmail-send at once", bool(counts) and max(counts) <= 1,
@@ -458,6 +459,9 @@ class Lifecycle:
         # What the output names as kept (files the administrator edited, where
         # the format keeps those) may stay, with the folders above it.
         named = {line.strip() for line in out.splitlines() if line.strip().startswith("/")}
+        if self.switched and self.pm.switch_supervisor_file:
+            # the administrator's answer (EL: /etc/sysconfig/<name>) is theirs, not the package's
+            named.add(self.pm.switch_supervisor_file.format(name=self.package))
         allowed = named | {parent for path in named for parent in _parents(path)}
         new = sorted(path for path in after - self.before if not LIFECYCLE_NOISE.match(path))
         left = [path for path in new if path not in allowed]
@@ -659,7 +663,7 @@ def run_verify(
             life.syncdir_proof()
             life.upgrade_in_flight(old, current, messages)
             life.admin_down_stays_down(current)
-            if host.switches and life.pm.name == "dpkg":
+            if host.switches and life.pm.switch_supervisor:
                 life.switch_supervisor(current)
             life.remove_and_purge()
             life.reinstall(current)
