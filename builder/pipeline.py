@@ -131,6 +131,12 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
             code = sandbox.run(["sh", "-c", PROBE_RESULT, "sh", f"{STEPS_IN_SANDBOX}/probe-result"], env=env,
                                on_output=lambda line: (lines.append(line), progress.line(line)))
             if code != 0:
+                # The background probe raced with the last steps (a binary
+                # replaced while it read it): once more, now that they are over.
+                progress.line(f"library probe exited {code} while the steps ran; probing again")
+                lines = []
+                code = sandbox.run(list(probe), env=env, on_output=lambda line: (lines.append(line), progress.line(line)))
+            if code != 0:
                 raise BuildError(f"{target.label}: finding library dependencies failed with exit {code} (log: {progress.log_path})")
             library_depends = plan.platform.parse_dependencies(lines)
     return BuildOutput(tree, environment, library_depends, engine.url if engine else "local")

@@ -236,3 +236,28 @@ def test_build_sandbox_is_isolated_and_cleaned(engine, recipe):
     result = subprocess.run([sys.executable, "-m", "builder.cli", "clean"], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0 and box.container_id[:12] in result.stdout
     assert not client().containers.list(all=True, filters={"label": LABEL})
+
+
+def test_library_probe_skips_strip_copies_and_fails_loudly(engine, recipe):
+    """The probe runs while the last step strips binaries into temporary
+    copies: once a copy (ELF magic, half written) made dpkg-shlibdeps fail,
+    the failure was swallowed, and a package went out without
+    Depends: libc6 (dpkg-shlibdeps: "cannot read" a copy renamed away).
+    Copies are skipped, a real failure is the probe's, and the builder then
+    probes again once the steps are over."""
+    from builder.platforms import platform_for
+    from builder.platforms.gnu import STRIP_SUFFIX
+
+    target = recipe.target(TARGET)
+    spec = image_spec(target, "build")
+    probe = list(platform_for(target.family).dependency_probe(("/probe",)))
+    with DockerSandbox(spec.reference, role="build") as box:
+        box.output(["sh", "-c", f"mkdir /probe && cp /bin/true /probe/prog && "
+                                f"printf '\\177ELF' > /probe/prog{STRIP_SUFFIX}"])
+        code, out = box.output(probe)
+        assert code == 0 and "shlibs:Depends=libc6" in out, out
+        # dpkg-shlibdeps failing as it did on a copy renamed away ("cannot read"): the probe fails
+        box.output(["sh", "-c", "mkdir /stub && printf '#!/bin/sh\\necho cannot read >&2\\nexit 25\\n' "
+                                "> /stub/dpkg-shlibdeps && chmod 755 /stub/dpkg-shlibdeps"])
+        code, out = box.output(["env", "PATH=/stub:/usr/bin:/bin", *probe])
+        assert code != 0 and "cannot read" in out, out  # xargs reports 123

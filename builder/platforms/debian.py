@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SandboxError, VerifyError
 from .base import PackageManager, Platform, Steps
-from .gnu import strip_steps
+from .gnu import STRIP_SUFFIX, strip_steps
 
 if TYPE_CHECKING:
     from ..recipe.model import Target
@@ -103,6 +103,10 @@ class DebianPlatform(Platform):
         ], what=f"bootstrapping the {suite} power-cut machine", error=VerifyError, timeout=1800)
 
 
+# It runs while the last steps strip the binaries: their temporary copies
+# (STRIP_SUFFIX) are skipped, and a failure of dpkg-shlibdeps is the probe's
+# failure (the builder then probes again once the steps are over), never a
+# package that silently lacks its library dependencies.
 PROBE_SCRIPT = r"""
 work=$(mktemp -d)
 mkdir "$work/debian"
@@ -110,15 +114,19 @@ printf 'Source: probe\n\nPackage: probe\nArchitecture: any\n' >"$work/debian/con
 list="$work/elves"
 : >"$list"
 # the ELF files among them, in one process (dpkg-shlibdeps brings perl)
-find "$@" -type f -print0 | perl -0ne 'chomp; open(my $f, "<", $_) or next;
+find "$@" -type f ! -name '*@STRIP_SUFFIX@' -print0 | perl -0ne 'chomp; open(my $f, "<", $_) or next;
     read($f, my $magic, 4); print "$_\n" if $magic eq "\x7fELF"' >"$list"
+rc=0
 if [ -s "$list" ]; then
     cd "$work"
     # one call for all binaries: dpkg-shlibdeps merges their needs
-    tr '\n' '\0' <"$list" | xargs -0 dpkg-shlibdeps -O 2>&1 | grep -v 'should already be installed in their package' || true
+    tr '\n' '\0' <"$list" | xargs -0 dpkg-shlibdeps -O >"$work/out" 2>"$work/err" || rc=$?
+    grep -v 'should already be installed in their package' "$work/err" || true
+    cat "$work/out"
 fi
 rm -rf "$work"
-"""
+exit "$rc"
+""".replace("@STRIP_SUFFIX@", STRIP_SUFFIX)
 
 
 def host_debian_mirror() -> str:

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 from .base import Steps
 
+# The name a binary is stripped into before it is renamed over the original.
+# The library probe, which runs meanwhile, must not read these half-written
+# files: it skips names ending so.
+STRIP_SUFFIX = ".qmail-pkg-strip"
+
 # ELF files below the roots (found by one perl, which every GNU build image
 # has); each is stripped into a new file that gets the owner and mode back
 # and is renamed over the original: whoever reads the binaries meanwhile
@@ -16,12 +21,12 @@ find "$@" -type f -print0 | perl -0ne 'chomp; open(my $f, "<", $_) or next;
 while IFS= read -r f; do
     mode=$(stat -c %a "$f")
     owner=$(stat -c %u:%g "$f")
-    strip --remove-section=.comment --remove-section=.note --strip-unneeded -o "$f.qmail-pkg-strip" "$f"
-    chown "$owner" "$f.qmail-pkg-strip"
-    chmod "$mode" "$f.qmail-pkg-strip"
-    mv -f "$f.qmail-pkg-strip" "$f"
+    strip --remove-section=.comment --remove-section=.note --strip-unneeded -o "$f@STRIP_SUFFIX@" "$f"
+    chown "$owner" "$f@STRIP_SUFFIX@"
+    chmod "$mode" "$f@STRIP_SUFFIX@"
+    mv -f "$f@STRIP_SUFFIX@" "$f"
 done
-"""
+""".replace("@STRIP_SUFFIX@", STRIP_SUFFIX)
 
 
 def strip_steps(roots: tuple[str, ...]) -> Steps:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import SandboxError
 from .base import PackageManager, Platform, Steps
-from .gnu import strip_steps
+from .gnu import STRIP_SUFFIX, strip_steps
 
 if TYPE_CHECKING:
     from ..recipe.model import Target
@@ -26,11 +26,11 @@ if TYPE_CHECKING:
 # rpm's own dependency generator (rpm-build on RHEL, Debian's rpm package),
 # on the ELF files below the given roots.
 RPMDEPS_SCRIPT = r"""
-find "$@" -type f -exec sh -c '
+find "$@" -type f ! -name '*@STRIP_SUFFIX@' -exec sh -c '
 for f; do
     [ "$(od -An -N4 -tx1 "$f" | tr -d " ")" = 7f454c46 ] && printf "%s\n" "$f"
 done; :' sh {} + | sort | tr '\n' '\0' | xargs -0 -r /usr/lib/rpm/rpmdeps --requires
-"""
+""".replace("@STRIP_SUFFIX@", STRIP_SUFFIX)
 _CAPABILITY = re.compile(r"[A-Za-z0-9_.+-]+(\([^()\s]*\))*")
 
 RPM = PackageManager(
