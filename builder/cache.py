@@ -22,11 +22,17 @@ CACHE_ENV = "QMAIL_PKG_CACHE"
 MANIFEST = "entry.json"
 
 
-def default_cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
+def user_cache_dir(name: str, override_env: str) -> Path:
+    """Where one of the tool's caches lives: $override_env if set, else
+    $XDG_CACHE_HOME/qmail-pkg/<name>, else ~/.cache/qmail-pkg/<name>."""
+    if os.environ.get(override_env):
+        return Path(os.environ[override_env])
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "qmail-pkg" / "builds"
+    return Path(xdg) / "qmail-pkg" / name
+
+
+def default_cache_dir() -> Path:
+    return user_cache_dir("builds", CACHE_ENV)
 
 
 def _sha256(path: Path) -> str:

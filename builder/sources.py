@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import Limits, copy_folder, extract_tarball, open_regular, single_top
+from .cache import user_cache_dir
 from .errors import SourceError
 from .recipe.model import Source
 
@@ -26,10 +27,7 @@ _CHUNK = 1 << 16
 
 def default_cache_dir() -> Path:
     """$QMAIL_PKG_SOURCES, else $XDG_CACHE_HOME/qmail-pkg/sources, else ~/.cache/..."""
-    if os.environ.get(SOURCES_ENV):
-        return Path(os.environ[SOURCES_ENV])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "qmail-pkg" / "sources"
+    return user_cache_dir("sources", SOURCES_ENV)
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ class PackageManager:
     installed: str  # exit 0 when the package is installed
     prepare: str | None = None  # run once in a fresh system before the first install
     # the administrator's documented way to move the installed package to
-    # another supervisor ({supervisor}: daemontools or systemd; {path}: the
-    # package file, for formats that reinstall to reconfigure); None: none
+    # another supervisor ({supervisor}: daemontools or systemd; {reinstall}:
+    # this manager's upgrade of {path} over itself, for formats whose
+    # scripts reconfigure on a reinstall); None: none
     switch_supervisor: str | None = None
     # the administrator's file that command writes ({name}), which stays theirs
     switch_supervisor_file: str | None = None
@@ -42,7 +43,8 @@ class PackageManager:
         template = getattr(self, verb)
         if template is None:
             raise ValueError(f"{self.name} has no {verb}")
-        return template.format(path=shlex.quote(path), name=shlex.quote(name), supervisor=shlex.quote(supervisor))
+        words = {"path": shlex.quote(path), "name": shlex.quote(name), "supervisor": shlex.quote(supervisor)}
+        return template.format(**words, reinstall=self.upgrade.format(**words))
 
 
 class Platform:

@@ -47,7 +47,7 @@ RPM = PackageManager(
     # `dnf reinstall` runs), whose %post acts on it
     switch_supervisor="mkdir -p /etc/sysconfig && touch /etc/sysconfig/{name}"
                       " && sed -i '/^SUPERVISOR=/d' /etc/sysconfig/{name}"
-                      " && echo SUPERVISOR={supervisor} >> /etc/sysconfig/{name} && rpm -U --replacepkgs {path}",
+                      " && echo SUPERVISOR={supervisor} >> /etc/sysconfig/{name} && {reinstall}",
     switch_supervisor_file="/etc/sysconfig/{name}",
 )
 
@@ -71,8 +71,6 @@ class RhelPlatform(Platform):
         # the package's dependencies, so they are not checked there.
         return replace(self.package_manager,
                        install="rpm -i --nodeps {path}", upgrade="rpm -U --nodeps --replacepkgs {path}",
-                       switch_supervisor=self.package_manager.switch_supervisor.replace(
-                           "rpm -U --replacepkgs", "rpm -U --nodeps --replacepkgs"),
                        verify="rpm -V --nodeps {name}",
                        prepare="mkdir -p /var/lib/rpm && rpm --initdb")
 

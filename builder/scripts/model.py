@@ -137,6 +137,12 @@ class ScriptModel:
                 raise ValueError(f"{number} must be a non-negative integer")
 
     @property
+    def systemd_mark(self) -> str:
+        """Exists while systemd is the chosen supervisor: the units'
+        ConditionPathExists=, so they never run beside daemontools."""
+        return f"{self.state_dir.rstrip('/')}/supervisor-is-systemd"
+
+    @property
     def units(self) -> tuple[tuple[str, str], ...]:
         """(unit, service name) of every systemd unit the package ships."""
         if not self.systemd_unit_dir:

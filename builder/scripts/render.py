@@ -204,7 +204,7 @@ def _unit_files(model: ScriptModel, context: dict) -> list[ServiceFile]:
         template = f"services/{unit}.j2"
         if not (TEMPLATES / template).exists():
             raise ValueError(f"no systemd unit template for service {name!r}")
-        unit_context = dict(context, marker=f"{model.state_dir.rstrip('/')}/supervisor-is-systemd",
+        unit_context = dict(context, marker=model.systemd_mark,
                             rc=f"{model.prefix.rstrip('/') or ''}/rc", run=f"{service.directory.rstrip('/')}/run")
         files.append(ServiceFile(f"{model.systemd_unit_dir.rstrip('/')}/{unit}",
                                  _render(template, unit_context, text=True), 0o644))

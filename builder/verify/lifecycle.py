@@ -89,8 +89,9 @@ def find_record(artifact: Path) -> dict:
 
 
 class Lifecycle:
-    """One verification run: a sandbox with svscan, and the steps in order.
-    The package manager's verbs come from the target's platform."""
+    """One verification run: a sandbox of one host kind (hosts.py), and the
+    steps in order. The package manager's verbs come from the target's
+    platform, the supervisor's from the host's Supervision."""
 
     def __init__(self, recipe: Recipe, target: Target, sandbox: Sandbox, report: Report,
                  emit: Callable[[CheckResult], None], host: Host = HOSTS["svscan"]):
@@ -340,10 +341,10 @@ class Lifecycle:
                 f"{{ {switch}; }} 2>&1; rc=$?; sleep 3; kill $sampler; exit $rc")
             switched = f"-> {to}" in out
             self.result(f"{name}: {switch}", code == 0 and switched, _tail(out, 3) or f"exit {code}, no output")
-            _, samples = self.sh("sort -n /tmp/qmail-pkg-send-count | uniq -c | tr '\n' ' '")
-            counts = [int(line) for line in self.sh("cat /tmp/qmail-pkg-send-count")[1].split() if line.isdigit()]
+            counts = [int(word) for word in self.sh("cat /tmp/qmail-pkg-send-count")[1].split() if word.isdigit()]
+            tally = ", ".join(f"{counts.count(value)} x {value}" for value in sorted(set(counts)))
             self.result(f"{name}: never two qmail-send at once", bool(counts) and max(counts) <= 1,
-                        f"{len(counts)} samples of the number of qmail-send processes (count x value): {samples.strip()}")
+                        f"{len(counts)} samples of the number of qmail-send processes: {tally}")
             previous, self.sup = self.sup, self.host.supervision(self.box, to)
             gone, evidence = previous.removed()
             self.result(f"{name}: {previous.name} keeps nothing of the package", gone, evidence)

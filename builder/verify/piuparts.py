@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..cache import user_cache_dir
 from ..errors import VerifyError
 from ..platforms.debian import host_debian_mirror
 from ..recipe.model import Target
@@ -50,10 +51,7 @@ STOP_WAIT = 60  # after SIGINT, piuparts unmounts and removes its chroot
 
 
 def bases_dir() -> Path:
-    if os.environ.get(BASES_ENV):
-        return Path(os.environ[BASES_ENV])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "qmail-pkg" / "piuparts-bases"
+    return user_cache_dir("piuparts-bases", BASES_ENV)
 
 
 @dataclass

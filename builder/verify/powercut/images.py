@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...cache import user_cache_dir
 from ...commands import require, run
 from ...errors import VerifyError
 from ...platforms import platform_for
@@ -40,10 +41,7 @@ ROOT_SLACK = 1.4  # the root file system's size over its content: room for the p
 
 
 def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "qmail-pkg" / "vm"
+    return user_cache_dir("vm", CACHE_ENV)
 
 
 @dataclass(frozen=True)
