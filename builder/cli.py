@@ -251,20 +251,20 @@ def _power_cut(args, recipe, target) -> int:
         if not path.is_file():
             raise VerifyError(f"{path}: no such package")
     record = find_record(package)
-    target = target.for_architecture(record.get("architecture", target.architecture))
-    if record.get("variant"):
-        raise VerifyError(f"{package.name} is a variant build ({record['variant']}); give the package itself, "
+    target = target.for_architecture(record.architecture)
+    if record.variant:
+        raise VerifyError(f"{package.name} is a variant build ({dict(record.variant)}); give the package itself, "
                           "and the variant as --baseline")
     baseline_name = ""
     if args.baseline:
         baseline_record = find_record(Path(args.baseline).resolve())
-        if not baseline_record.get("variant"):
+        if not baseline_record.variant:
             raise VerifyError(f"--baseline {args.baseline}: not a variant build; build it with --without syncdir")
-        baseline_name = baseline_record["package"]
+        baseline_name = baseline_record.package
     options = PowerCutOptions(cycles=args.power_cut, filesystems=tuple(args.fs or FILESYSTEMS),
                               baseline=Path(args.baseline).resolve() if args.baseline else None, seed=args.seed,
                               jobs=args.jobs or 0, keep=Path(args.keep).resolve())
-    report = run_power_cut(recipe, target, package, record["package"], options,
+    report = run_power_cut(recipe, target, package, record.package, options,
                            log=lambda line: print(f"power cut: {line}", file=sys.stderr, flush=True),
                            baseline_name=baseline_name)
     if args.json:
@@ -306,29 +306,32 @@ def cmd_piuparts(args) -> int:
 
 
 def cmd_lint(args) -> int:
-    from .verify.lint import LINTERS, lint
+    from .package import PACKAGERS
 
     recipe = _load(args.recipe)
     failed = 0
     for text in args.artifacts:
         path = Path(text)
         fmt = path.suffix.lstrip(".")
-        if fmt not in LINTERS:
-            raise QmailPkgError(f"{path}: not a package this tool makes (.deb, .rpm or .pkg)")
+        if fmt not in PACKAGERS:
+            made = ", ".join(f".{name}" for name in PACKAGERS)
+            raise QmailPkgError(f"{path}: not a package this tool makes ({made})")
         if not path.is_file():
             raise QmailPkgError(f"{path}: no such file")
-        result = lint(path, fmt, recipe)
+        result = PACKAGERS[fmt].lint(path, recipe)
         failed += not result.passed
         print(f"{'PASS' if result.passed else 'FAIL'}  {path.name}: {result.name}: {result.evidence}")
     return 1 if failed else 0
 
 
 def cmd_repo_publish(args) -> int:
-    from .repo import publish
+    from .repo.publish import publish
 
     report = publish(
-        Path(args.artifacts), Path(args.repo), key=args.key, pkg_key=Path(args.pkg_key) if args.pkg_key else None,
-        prune=args.prune, allow_test_only=args.allow_test_only, base_url=args.base_url or "",
+        Path(args.artifacts), Path(args.repo), recipe=_load(args.recipe), key=args.key,
+        pkg_key=Path(args.pkg_key) if args.pkg_key else None, prune=args.prune,
+        allow_test_only=args.allow_test_only, base_url=args.base_url or "",
+        rebuilt=Path(args.rebuilt) if args.rebuilt else None, require_provenance=args.require_provenance,
     )
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
@@ -487,6 +490,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-test-only", action="store_true",
                    help="publish test-only packages too (the repository then says it is a test)")
     p.add_argument("--base-url", help="where users will fetch the tree from (for the snippets; default file://)")
+    p.add_argument("--recipe", default="recipes/qmail-syncdir.yaml",
+                   help="the recipe the artifacts were built from: every artifact is checked against it (and its "
+                        "record must name this recipe's sha256) before anything is signed "
+                        "(default: recipes/qmail-syncdir.yaml)")
+    p.add_argument("--rebuilt", metavar="DIR",
+                   help="the output folder of an independent rebuild: every artifact must have a byte-identical twin "
+                        "there, or nothing is signed")
+    p.add_argument("--require-provenance", action="store_true",
+                   help="the in-toto statement beside each record must name the same artifacts and digests")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_repo_publish)
 

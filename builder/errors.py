@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class QmailPkgError(Exception):
     """Base for every error meant for the user rather than a traceback."""
@@ -32,3 +34,12 @@ class SandboxError(BuildError):
 
 class VerifyError(QmailPkgError):
     """Verification could not run (not: a verification step failed)."""
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """Hostile text made safe to quote in a one-line message: control
+    characters (C0, C1, DEL) and Unicode line separators escaped."""
+    return _CONTROL.sub(lambda found: repr(found.group())[1:-1], text)

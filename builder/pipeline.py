@@ -21,7 +21,11 @@ from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest, tool_
 from .provenance import statement
 from .engines import Engine, engine_for
 from .errors import BuildError, SourceError
+from .formats.facts import PackageFacts
 from .package import Artifact, Packager, PackageSpec, packager_for
+from .package.expect import expectation, expectation_problems
+from .record import SUFFIX as RECORD_SUFFIX
+from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, PatchRecord, SourceRecord, UserRecord
 from .recipe.options import Choices, variant_recipe
 from .recipe.options import resolve as resolve_options
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
@@ -286,53 +290,49 @@ def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Pac
     )
 
 
-def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], durations: dict[str, float], tree: StagedTree,
-            key: str) -> dict:
+def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], facts: list[PackageFacts],
+            durations: dict[str, float], tree: StagedTree, key: str) -> BuildRecord:
     target = plan.target
     finished = time.time()
-    return {
-        "started": rfc3339_now(finished - sum(durations.values())),
-        "finished": rfc3339_now(finished),
-        "tools": tool_versions(),
-        "patches": [{"file": p.file.name, "source": p.source, "sha256": digest_file(p.file, "sha256")}
-                    for p in target.active_patches],
-        "tool": f"qmail-pkg {__version__}",
-        "package": plan.recipe.package.name,
-        "version": f"{plan.version}-{plan.revision}",
-        "revision": plan.revision,
-        "target": target.name,
-        "family": target.family,
-        "release": target.release,
-        "suite": target.suite,
-        "architecture": target.architecture,
-        "userland": target.userland,
-        "test_only": target.test_only,
-        "engine": output.engine,
-        "image": {"reference": output.environment.reference, "id": output.environment.identity,
-                  **{key: value for key, value in output.environment.details}},
-        "recipe": {"path": str(plan.recipe.path), "sha256": digest_file(plan.recipe.path, "sha256")},
-        "official": not plan.overridden and not target.test_only and not plan.variant,
-        "options": dict(plan.option_values),
-        "variant": plan.variant,
-        "overridden_sources": list(plan.overridden),
-        "sources": [
-            {"name": s.name, "sha256": s.sha256, "origin": s.origin, "overridden": s.overridden} for s in plan.sources
-        ],
-        "accounts": {
-            "groups": {g.name: g.gid for g in target.accounts.groups},
-            "users": {u.name: {"uid": u.uid, "group": u.group, "home": u.home} for u in target.accounts.users},
-        },
-        "library_depends": list(output.library_depends),
-        "steps": [step.title for step in plan.steps],
-        "source_date_epoch": plan.source_date_epoch,
-        "cache_key": key,
-        "durations": durations,
-        "artifacts": [
-            {"file": a.path.name, "format": a.format, "version": a.version, "sha256": a.sha256, "size": a.size}
-            for a in artifacts
-        ],
-        "staged_manifest": tree.manifest(),
-    }
+    environment = output.environment
+    return BuildRecord(
+        started=rfc3339_now(finished - sum(durations.values())),
+        finished=rfc3339_now(finished),
+        tool=f"qmail-pkg {__version__}",
+        tools=tuple(sorted(tool_versions().items())),
+        package=plan.recipe.package.name,
+        version=f"{plan.version}-{plan.revision}",
+        revision=plan.revision,
+        target=target.name,
+        family=target.family,
+        release=target.release,
+        suite=target.suite,
+        architecture=target.architecture,
+        userland=target.userland,
+        method="native",
+        engine=output.engine,
+        image=ImageRecord(environment.reference, environment.identity, tuple(sorted(environment.details))),
+        recipe_path=str(plan.recipe.path),
+        recipe_sha256=digest_file(plan.recipe.path, "sha256"),
+        official=not plan.overridden and not target.test_only and not plan.variant,
+        test_only=target.test_only,
+        options=tuple(sorted(plan.option_values)),
+        variant=tuple(sorted(plan.variant.items())),
+        overridden_sources=tuple(plan.overridden),
+        sources=tuple(SourceRecord(s.name, s.sha256, s.origin, s.overridden) for s in plan.sources),
+        patches=tuple(PatchRecord(p.file.name, p.source, digest_file(p.file, "sha256")) for p in target.active_patches),
+        groups=tuple((g.name, g.gid) for g in target.accounts.groups),
+        users=tuple(UserRecord(u.name, u.uid, u.group, u.home) for u in target.accounts.users),
+        library_depends=tuple(output.library_depends),
+        steps=tuple(step.title for step in plan.steps),
+        source_date_epoch=plan.source_date_epoch,
+        cache_key=key,
+        durations=tuple(durations.items()),
+        artifacts=tuple(ArtifactRecord(a.path.name, a.format, a.version, a.sha256, a.size, f)
+                        for a, f in zip(artifacts, facts)),
+        staged_manifest=tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
+                              for e in tree.entries),
+    )
 
 
 def rfc3339_now(moment: float) -> str:
@@ -373,10 +373,9 @@ def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path]
     """The cached artifacts and record, copied into the private folder."""
     for name in entry.files:
         shutil.copyfile(entry.folder / name, staging / name)
-    record_name = next(name for name in entry.files if name.endswith(".build.json"))
-    record = json.loads((staging / record_name).read_text())
-    artifacts = [Artifact(staging / row["file"], row["format"], row["sha256"], row["size"], row.get("version", ""))
-                 for row in record["artifacts"]]
+    record_name = next(name for name in entry.files if name.endswith(RECORD_SUFFIX))
+    record = BuildRecord.read(staging / record_name)
+    artifacts = [Artifact(staging / row.file, row.format, row.sha256, row.size, row.version) for row in record.artifacts]
     return artifacts, staging / record_name
 
 
@@ -431,18 +430,27 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
     model = replace(model, shipped=tuple(
         e.path for e in tree.entries
         if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))
-    artifacts = []
+    artifacts, facts = [], []
+    manifest = tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
+                     for e in tree.entries)
     for fmt in target.formats:
         packager = packager_for(fmt)
         progress.stage(f"package {fmt}")
         spec = package_spec(plan, tree, model, packager, output.library_depends)
         fmt_work = workdir / f"pkg-{fmt}"
         fmt_work.mkdir()
-        artifacts.append(packager.build(spec, staging, fmt_work))
+        artifact = packager.build(spec, staging, fmt_work)
+        # Read back what was written and hold it to the recipe's rules, as
+        # publishing will: a packager bug fails the build, not the publish.
+        read_back = packager.read(artifact.path, artifact.path.read_bytes())
+        expected = expectation(packager, recipe, target, plan.revision, output.library_depends, manifest)
+        problems = expectation_problems(read_back, packager, expected)
+        if problems:
+            raise BuildError(f"{target.label}: {artifact.path.name} is not what the recipe makes: {problems[0]}")
+        artifacts.append(artifact)
+        facts.append(read_back)
     progress.stage("write build record")
-    record = _record(plan, output, artifacts, dict(progress.durations), tree, key)
-    stem = f"{recipe.package.name}_{plan.version}-{plan.revision}_{target.name}_{target.architecture}"
-    record_path = staging / f"{stem}.build.json"
-    record_path.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    (staging / f"{stem}.intoto.json").write_text(json.dumps(statement(record), indent=1, sort_keys=True) + "\n")
+    record = _record(plan, output, artifacts, facts, dict(progress.durations), tree, key)
+    record_path = record.write(staging)
+    (staging / record.provenance_name).write_text(json.dumps(statement(record), indent=1, sort_keys=True) + "\n")
     return artifacts, record_path

@@ -50,10 +50,19 @@ def engine():
 
 
 @pytest.fixture(scope="session")
-def recipe():
+def miniature(tmp_path_factory):
+    """The real recipe with its sources pinned to the miniature tarballs, and
+    a source cache holding them: builds of it are official builds."""
+    from builder.fixtures import miniature_recipe
+
+    return miniature_recipe(RECIPE, tmp_path_factory.mktemp("miniature"))
+
+
+@pytest.fixture(scope="session")
+def recipe(miniature):
     from builder.recipe import load_recipe
 
-    return load_recipe(RECIPE)
+    return load_recipe(miniature[0])
 
 
 @pytest.fixture(scope="session")
@@ -63,61 +72,57 @@ def fixture_sources(tmp_path_factory):
     return write_sources(tmp_path_factory.mktemp("fixture-sources"))
 
 
-def _build(recipe, sources, out: Path, revision: int, target: str = TARGET):
+def _build(recipe, sources: Path, out: Path, revision: int, target: str = TARGET):
+    """An official build of the miniature recipe (sources from its cache)."""
     from builder.pipeline import BuildOptions, build_target
 
-    options = BuildOptions(
-        out_dir=out,
-        sources_dir=out / "no-cache",
-        overrides=tuple(sources.items()),
-        revision=revision,
-        quiet=True,
-    )
+    options = BuildOptions(out_dir=out, sources_dir=sources, revision=revision, quiet=True)
     return build_target(recipe, recipe.target(target), options)
 
 
 @pytest.fixture(scope="session")
-def built(engine, recipe, fixture_sources, tmp_path_factory):
-    """Revision 1 of the fixture package."""
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r1"), revision=1)
+def built(engine, recipe, miniature, tmp_path_factory):
+    """Revision 1 of the miniature package."""
+    return _build(recipe, miniature[1], tmp_path_factory.mktemp("dist-r1"), revision=1)
 
 
 @pytest.fixture(scope="session")
-def built_next(engine, recipe, fixture_sources, tmp_path_factory):
+def built_next(engine, recipe, miniature, tmp_path_factory):
     """Revision 2: the upgrade target for lifecycle verification."""
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("dist-r2"), revision=2)
+    return _build(recipe, miniature[1], tmp_path_factory.mktemp("dist-r2"), revision=2)
 
 
 @pytest.fixture(scope="session")
-def built_for(engine, recipe, fixture_sources, tmp_path_factory):
-    """built_for(target): revision 1 of the fixture package for that target,
+def built_for(engine, recipe, miniature, tmp_path_factory):
+    """built_for(target, revision=1): the miniature package for that target,
     built once per run (a second build of the same inputs is a cache hit)."""
     results = {}
 
-    def build(target: str):
-        if target not in results:
-            results[target] = _build(recipe, fixture_sources, tmp_path_factory.mktemp(f"dist-{target}"),
-                                     revision=1, target=target)
-        return results[target]
+    def build(target: str, revision: int = 1):
+        if (target, revision) not in results:
+            results[target, revision] = _build(recipe, miniature[1],
+                                               tmp_path_factory.mktemp(f"dist-{target.replace('/', '-')}-r{revision}"),
+                                               revision=revision, target=target)
+        return results[target, revision]
 
     return build
 
 
 @pytest.fixture(scope="session")
-def built_rpm(engine, recipe, fixture_sources, tmp_path_factory):
+def built_rpm(built_for):
     """The test-only .rpm (made on a Debian userland with Debian's rpm tools)."""
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("rpm-r1"), revision=1, target="test-rpm")
+    return built_for("test-rpm")
 
 
 @pytest.fixture(scope="session")
-def built_rpm_next(engine, recipe, fixture_sources, tmp_path_factory):
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("rpm-r2"), revision=2, target="test-rpm")
+def built_rpm_next(built_for):
+    return built_for("test-rpm", 2)
 
 
 @pytest.fixture(scope="session")
-def built_pkg(engine, recipe, fixture_sources, tmp_path_factory):
+def built_pkg(built_for):
     """The test-only FreeBSD .pkg (its contents built on a Debian userland)."""
-    return _build(recipe, fixture_sources, tmp_path_factory.mktemp("pkg-r1"), revision=1, target="test-pkg")
+    return built_for("test-pkg")
 
 
 def our_containers() -> set[str]:

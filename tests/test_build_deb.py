@@ -30,7 +30,8 @@ def test_artifact_and_record_written(built):
     assert deb.name == "qmail-syncdir_1.03-1+deb12_amd64.deb"
     record = json.loads(built.record_path.read_text())
     assert record["target"] == TARGET and record["version"] == "1.03-1"
-    assert record["official"] is False and set(record["overridden_sources"]) == {"qmail", "syncdir"}
+    # the miniature recipe pins the miniature tarballs: an official build from the source cache
+    assert record["official"] is True and record["overridden_sources"] == [] and record["schema"] == 2
     assert record["accounts"]["users"]["qmailq"]["uid"] == 974
     assert record["artifacts"][0]["sha256"] == __import__("hashlib").sha256(deb.read_bytes()).hexdigest()
     log = built.log_path.read_text()
@@ -46,7 +47,7 @@ def test_dpkg_deb_control_and_contents(built):
     assert "Package: qmail-syncdir" in info and "Version: 1.03-1+deb12" in info
     assert "Section: mail" in info and "Provides: mail-transport-agent" in info
     assert "Conflicts: mail-transport-agent" in info
-    assert "UNOFFICIAL BUILD" in info  # overridden sources are marked in the description
+    assert "UNOFFICIAL BUILD" not in info
     for script in ("preinst", "postinst", "prerm", "postrm"):
         assert f" {script}" in info
     listing = subprocess.run(["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True).stdout
@@ -166,12 +167,11 @@ def test_lintian_clean_with_the_recipes_overrides(built):
     assert "usr/share/lintian/overrides/qmail-syncdir" in listing
 
 
-def test_rebuild_is_bit_identical(built, recipe, fixture_sources, tmp_path):
+def test_rebuild_is_bit_identical(built, recipe, miniature, tmp_path):
     """Same recipe, sources and SOURCE_DATE_EPOCH: the same bytes."""
     from builder.pipeline import BuildOptions, build_target
 
-    options = BuildOptions(out_dir=tmp_path, sources_dir=tmp_path / "cache",
-                           overrides=tuple(fixture_sources.items()), revision=1, quiet=True, use_cache=False)
+    options = BuildOptions(out_dir=tmp_path, sources_dir=miniature[1], revision=1, quiet=True, use_cache=False)
     again = build_target(recipe, recipe.target(TARGET), options)
     assert not again.cached
     assert deb_of(again).read_bytes() == deb_of(built).read_bytes()
@@ -261,3 +261,15 @@ def test_library_probe_skips_strip_copies_and_fails_loudly(engine, recipe):
                                 "> /stub/dpkg-shlibdeps && chmod 755 /stub/dpkg-shlibdeps"])
         code, out = box.output(["env", "PATH=/stub:/usr/bin:/bin", *probe])
         assert code != 0 and "cannot read" in out, out  # xargs reports 123
+
+
+def test_a_build_from_overridden_sources_is_marked_unofficial(engine, recipe, fixture_sources, tmp_path):
+    """--source (a development override) can never pass for an official build."""
+    from builder.pipeline import BuildOptions, build_target
+
+    result = build_target(recipe, recipe.target(TARGET), BuildOptions(
+        out_dir=tmp_path, sources_dir=tmp_path / "no-cache", overrides=tuple(fixture_sources.items()), quiet=True))
+    record = json.loads(result.record_path.read_text())
+    assert record["official"] is False and set(record["overridden_sources"]) == {"qmail", "syncdir"}
+    info = subprocess.run(["dpkg-deb", "--info", str(deb_of(result))], capture_output=True, text=True).stdout
+    assert "UNOFFICIAL BUILD" in info

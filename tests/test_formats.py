@@ -11,9 +11,10 @@ import sys
 
 import pytest
 
-from builder.package.pkg import file_sum, symlink_sum, zbase32
+from builder.formats.pkgfile import file_sum, symlink_sum, zbase32
 from builder.verify import run_verify
-from builder.verify.lint import lint, read_pkg
+from builder.formats.pkgfile import read_pkg
+from builder.package import PACKAGERS
 
 from .conftest import RECIPE, ROOT, artifact_of
 
@@ -35,7 +36,8 @@ def test_pkg_checksum_is_the_one_freebsd_pkg_writes():
 def test_pkg_reads_back_as_pkg_would(built_pkg, recipe):
     pkg = artifact_of(built_pkg, "pkg")
     assert pkg.name == "qmail-syncdir-1.03_1.pkg"
-    members, compact, full, contents = read_pkg(pkg)
+    archive = read_pkg(pkg)
+    members, compact, full, contents = archive.members, archive.compact, archive.full, archive.contents
     assert [m.name for m in members[:2]] == ["+COMPACT_MANIFEST", "+MANIFEST"]
     assert all(m.mtime == built_pkg_epoch(built_pkg) for m in members)
     assert (full["name"], full["version"], full["origin"]) == ("qmail-syncdir", "1.03_1", "mail/qmail-syncdir")
@@ -58,7 +60,7 @@ def test_pkg_reads_back_as_pkg_would(built_pkg, recipe):
     assert {k: v for k, v in compact.items()} == {k: v for k, v in full.items() if k not in
                                                   ("files", "directories", "scripts", "config")}
     # every member is in the manifest, with the same owner and mode
-    assert lint(pkg, "pkg", recipe).passed
+    assert PACKAGERS["pkg"].lint(pkg, recipe).passed
     # the build record says what the tree was, and the package agrees
     record = json.loads(built_pkg.record_path.read_text())
     manifest = {row["path"]: row for row in record["staged_manifest"]}
@@ -74,7 +76,7 @@ def built_pkg_epoch(result) -> int:
 def test_pkg_is_marked_test_only(built_pkg):
     record = json.loads(built_pkg.record_path.read_text())
     assert record["test_only"] is True and record["official"] is False and record["userland"] == "debian"
-    _, _, full, _ = read_pkg(artifact_of(built_pkg, "pkg"))
+    full = read_pkg(artifact_of(built_pkg, "pkg")).full
     assert "TEST PACKAGE: built for freebsd on a debian userland" in full["desc"]
 
 
@@ -107,7 +109,7 @@ def test_rpm_metadata_scripts_and_files(built_rpm, recipe):
 
 
 def test_rpmlint_finds_no_error(built_rpm, recipe):
-    result = lint(artifact_of(built_rpm, "rpm"), "rpm", recipe)
+    result = PACKAGERS["rpm"].lint(artifact_of(built_rpm, "rpm"), recipe)
     assert result.passed, result.evidence
     assert "0 errors" in result.evidence
 

@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from builder.package.pkg import file_sum
-from builder.repo import PublishError, publish
+from builder.formats.pkgfile import file_sum
+from builder.repo.base import PublishError
 from builder.repo.gpg import SigningError, Signer
+from builder.repo.publish import publish as publish_into
 from builder.sandbox.docker import DockerSandbox
-from builder.sandbox.images import image_spec
+from builder.sandbox import prepare_environment
 
 from .conftest import TARGET, artifact_of
 
@@ -58,6 +59,15 @@ def gnupg(tmp_path_factory):
     return {"home": home, "fingerprint": fingerprint, "secret_file": secret, "pkg_key": pkg_key}
 
 
+def publish(artifacts: Path, repo: Path, **options):
+    """A publish of miniature builds (their records name the miniature recipe)."""
+    from builder.recipe import load_recipe
+
+    recipe = next(artifacts.glob("*/*.build.json")).read_text()
+    recipe_path = json.loads(recipe)["recipe"]["path"]
+    return publish_into(artifacts, repo, recipe=load_recipe(Path(recipe_path)), **options)
+
+
 def artifacts_dir(tmp_path: Path, *results) -> Path:
     folder = tmp_path / "artifacts"
     for result in results:
@@ -69,8 +79,9 @@ def artifacts_dir(tmp_path: Path, *results) -> Path:
 
 
 def apt_box(recipe) -> DockerSandbox:
-    spec = image_spec(recipe.target(TARGET), "verify")
-    return DockerSandbox(spec.reference, role="verify", command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
+    environment = prepare_environment(recipe.target(TARGET), "verify")  # bootstrapped when missing
+    return DockerSandbox(environment.reference, role="verify",
+                         command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
 
 
 def put_repo(box, repo: Path) -> None:
@@ -107,8 +118,11 @@ def test_apt_installs_from_the_signed_repository_and_refuses_tampering(built, re
         code, version = box.output(["dpkg-query", "-W", "-f", "${Version}", "qmail-syncdir"])
         assert version == "1.03-1+deb12"
         # one byte of the index changed: the signature no longer covers it
-        box.output(["sh", "-c", "cp -r /srv/repo /srv/bad && f=/srv/bad/dists/bookworm/main/binary-amd64/Packages "
-                                "&& sed -i 's/^Priority: optional/Priority: optionaL/' $f && rm -rf /var/lib/apt/lists/* && "
+        # (every copy apt might fetch: the plain, gz and xz index, and their by-hash names)
+        box.output(["sh", "-c", "cp -r /srv/repo /srv/bad && cd /srv/bad/dists/bookworm/main/binary-amd64 "
+                                "&& sed -i 's/^Priority: optional/Priority: optionaL/' Packages "
+                                "&& for f in Packages.gz Packages.xz by-hash/SHA256/*; do "
+                                "printf X | dd of=$f bs=1 seek=100 conv=notrunc 2>/dev/null; done && rm -rf /var/lib/apt/lists/* && "
                                 "sed -i 's#file:/srv/repo#file:/srv/bad#' /etc/apt/sources.list.d/qmail-pkg.sources"])
         code, out = apt(box, "apt-get update")
         assert "Hash Sum mismatch" in out or "unexpected size" in out, out
@@ -151,16 +165,22 @@ def test_apt_over_http_and_an_upgrade_from_v1_to_v2(built, built_next, recipe, g
 
 
 def test_same_version_with_other_content_is_refused_same_bytes_change_nothing(built, built_rpm, gnupg, tmp_path,
-                                                                              fixture_sources, recipe):
+                                                                              miniature, recipe, monkeypatch):
+    from builder.pipeline import BuildOptions, build_target
+
     repo = tmp_path / "repo"
     first = artifacts_dir(tmp_path / "a", built)
     publish(first, repo, key=str(gnupg["secret_file"]))
     before = {p: p.read_bytes() for p in repo.rglob("*") if p.is_file() and "by-hash" not in p.parts}
     again = publish(first, repo, key=str(gnupg["secret_file"]))
     assert again.added == [] and again.unchanged == ["pool/main/q/qmail-syncdir/qmail-syncdir_1.03-1+deb12_amd64.deb"]
-    other = artifacts_dir(tmp_path / "b", built)
-    deb = next(other.glob("*/*.deb"))
-    deb.write_bytes(deb.read_bytes() + b"\n")  # another build of the same version
+    # another build of the same version: other file times, so other bytes
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    rebuilt = build_target(recipe, recipe.target(TARGET), BuildOptions(out_dir=tmp_path / "b-out", revision=1,
+                                                                       sources_dir=miniature[1], quiet=True))
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    other = artifacts_dir(tmp_path / "b", rebuilt)
+    assert next(other.glob("*/*.deb")).read_bytes() != next(first.glob("*/*.deb")).read_bytes()
     record = next(other.glob("*/*.build.json"))
     with pytest.raises(PublishError, match="published already with other content.*new --revision"):
         publish(other, repo, key=str(gnupg["secret_file"]))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
+from ..formats.facts import ContentEntry, PackageFacts
 from ..recipe.model import PackageMeta
 from ..staged import Entry, StagedTree
 
@@ -59,12 +60,41 @@ class Artifact:
 
 
 class Packager(Protocol):
+    """One package format: it writes the format, reads it back, lints it and
+    names the repository writer that publishes it (registered once, in
+    builder/package/__init__.py)."""
+
     format: ClassVar[str]  # deb | rpm | pkg
     family: ClassVar[str]  # the platform family whose systems install it
     script_set: ClassVar[str]  # templates/<script_set>/ holds its entry scripts
     script_names: ClassVar[tuple[str, ...]]  # the entry scripts rendered for it
     options_key: ClassVar[str]  # the recipe's top-level key for its options
     options_schema: ClassVar[dict[str, Any]]  # JSON schema of that mapping
+    allowed_fields: ClassVar[frozenset[str]]  # metadata fields it writes (read back as PackageFacts.fields)
+    allowed_scripts: ClassVar[tuple[str, ...]]  # scripts it writes, by the names read() gives them
+    repository: ClassVar[type]  # its repository writer (builder/repo/base.py RepositoryWriter)
+
+    def version_of(self, upstream: str, revision: int, suffix: str) -> str:
+        """The full version as this format spells it."""
+
+    def architecture_of(self, architecture: str, release: str) -> str:
+        """The recipe's architecture as this format writes it (pkg: the ABI)."""
+
+    def relations_of(self, options: Any, library_depends: tuple[str, ...],
+                     identity: tuple[str, str, str]) -> dict[str, tuple[str, ...]]:
+        """The relations build() writes, by the names read() gives them."""
+
+    def own_paths(self, name: str) -> tuple[str, ...]:
+        """Files build() adds beyond the staged tree."""
+
+    def same_entry(self, entry: ContentEntry, staged: Any) -> bool:
+        """Whether a carried entry is the staged one, as this format writes it."""
+
+    def read(self, path: Path, data: bytes) -> PackageFacts:
+        """What the package file says about itself (builder/formats/)."""
+
+    def lint(self, artifact: Path, recipe: Any) -> Any:
+        """The format's linter as a gate: a CheckResult."""
 
     def options(self, raw: dict[str, Any]) -> Any:
         """The options dataclass from the (validated) recipe mapping."""

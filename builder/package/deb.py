@@ -10,10 +10,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import shutil
+import subprocess
+
+from ..evidence import CheckResult
+from ..formats.facts import ContentEntry, PackageFacts
+from ..record import ManifestEntry
+from ..repo.apt import AptRepository
 from .base import Artifact, PackageSpec
+from ..formats.debfile import read_deb
 from .nfpm import base_config, merge_relations, rfc3339, run_nfpm
 
 RELATIONS = ("depends", "recommends", "suggests", "provides", "conflicts", "replaces")
+# the debconf interface the preinst asks its question through, before unpacking
+DEBCONF_PREDEPENDS = "debconf (>= 0.5) | debconf-2.0"
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,10 @@ class DebPackager:
     family = "debian"
     script_set = "deb"
     script_names = ("preinst", "postinst", "prerm", "postrm", "config", "templates")
+    # control members besides control and md5sums: the scripts and what nfpm adds
+    allowed_scripts = ("preinst", "postinst", "prerm", "postrm", "config", "templates", "conffiles")
+    allowed_fields = frozenset({"Maintainer", "Installed-Size", "Section", "Priority", "Homepage", "Description"})
+    repository = AptRepository
     options_key = "debian"
     options_schema: dict[str, Any] = {
         "type": "object",
@@ -69,8 +83,50 @@ class DebPackager:
     def options(self, raw: dict[str, Any]) -> DebianOptions:
         return DebianOptions(**{key: tuple(value) for key, value in raw.items()})
 
+    def version_of(self, upstream: str, revision: int, suffix: str) -> str:
+        return f"{upstream}-{revision}{suffix}"
+
     def version(self, spec: PackageSpec) -> str:
-        return f"{spec.meta.version}-{spec.revision}{spec.version_suffix}"
+        return self.version_of(spec.meta.version, spec.revision, spec.version_suffix)
+
+    def architecture_of(self, architecture: str, release: str) -> str:
+        return architecture  # the recipe spells architectures as Debian does
+
+    def _relations(self, options: DebianOptions, library_depends: tuple[str, ...]) -> dict[str, list[str]]:
+        relations = {key: list(getattr(options, key)) for key in RELATIONS}
+        relations["depends"] = merge_relations(library_depends, options.depends)
+        return relations
+
+    def relations_of(self, options: DebianOptions | None, library_depends: tuple[str, ...],
+                     identity: tuple[str, str, str]) -> dict[str, tuple[str, ...]]:
+        """The relation fields of the control file, exactly as build() writes them."""
+        written = self._relations(options or DebianOptions(), library_depends)
+        fields = {key.capitalize(): tuple(values) for key, values in written.items() if values}
+        fields["Pre-Depends"] = (DEBCONF_PREDEPENDS,)  # the debconf question of the deb script set
+        return fields
+
+    def own_paths(self, name: str) -> tuple[str, ...]:
+        """What build() adds to the staged tree."""
+        return (f"/usr/share/doc/{name}/changelog.Debian.gz", f"/usr/share/lintian/overrides/{name}")
+
+    def same_entry(self, entry: ContentEntry, staged: ManifestEntry) -> bool:
+        want = (staged.kind, staged.mode, staged.owner, staged.group, staged.sha256, staged.link)
+        if staged.kind == "symlink":
+            return (entry.kind, entry.link) == (staged.kind, staged.link)
+        return (entry.kind, entry.mode, entry.owner, entry.group, entry.sha256, entry.link) == want
+
+    def read(self, path: Path, data: bytes) -> PackageFacts:
+        return read_deb(path, data)
+
+    def lint(self, artifact: Path, recipe) -> CheckResult:
+        """lintian at --fail-on error,warning, the recipe's overrides shipped in the package."""
+        if not shutil.which("lintian"):
+            return CheckResult("lintian", False, "lintian is not installed (apt-get install lintian)")
+        result = subprocess.run(["lintian", "--fail-on", "error,warning", "--tag-display-limit", "0", str(artifact)],
+                                capture_output=True, text=True)
+        findings = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:")]
+        ok = result.returncode == 0 and not findings
+        return CheckResult("lintian: no error or warning", ok, "; ".join(findings[:6]) or "clean")
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}_{self.version(spec)}_{spec.architecture}.deb"
@@ -95,8 +151,7 @@ class DebPackager:
 
     def build(self, spec: PackageSpec, out_dir: Path, workdir: Path) -> Artifact:
         options: DebianOptions = spec.options or DebianOptions()
-        relations = {key: getattr(options, key) for key in RELATIONS}
-        relations["depends"] = merge_relations(spec.library_depends, options.depends)
+        relations = self._relations(options, spec.library_depends)
         scripts_dir = workdir / "deb-scripts"
         scripts_dir.mkdir(exist_ok=True)
         config = base_config(spec, scripts_dir, version=spec.meta.version,
@@ -107,7 +162,7 @@ class DebPackager:
         config["deb"] = {"compression": "xz"}
         if any(name == "templates" for name, _ in spec.scripts):
             # the preinst asks its debconf question before anything is unpacked
-            config["deb"]["predepends"] = ["debconf (>= 0.5) | debconf-2.0"]
+            config["deb"]["predepends"] = [DEBCONF_PREDEPENDS]
         debconf = {key: config["scripts"].pop(key) for key in ("config", "templates") if key in config["scripts"]}
         if debconf:
             config["deb"]["scripts"] = debconf

@@ -13,78 +13,25 @@ the same inputs give the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import posixpath
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..evidence import CheckResult
+from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
+from ..record import ManifestEntry
+from ..repo.freebsd import PkgRepository
 from .base import Artifact, PackageSpec, own_entries
+from ..formats.pkgfile import PkgError, file_sum, perm, read_pkg, read_pkg_facts, symlink_sum, urlencode
 
-# z-base32, the alphabet and bit order of libpkg's pkg_checksum_encode_base32
-_ZBASE32 = "ybndrfg8ejkmcpqxot1uwisza345h769"
-HASH_BLAKE2_BASE32 = 2
-# pkg's "legacy" arch spelling of each ABI architecture
-_LEGACY_ARCH = {"amd64": "x86:64", "i386": "x86:32", "aarch64": "aarch64:64", "armv7": "armv7:32:el:eabi:hardfp"}
 NOBODY = 65534
 SCRIPT_KEYS = ("pre-install", "post-install", "pre-deinstall", "post-deinstall")
-
-
-def zbase32(data: bytes) -> str:
-    """libpkg's base32: 5 bits at a time from the least significant end."""
-    out = []
-    remain = -1
-    for index, byte in enumerate(data):
-        step = index % 5
-        if step == 0:
-            out.append(_ZBASE32[byte & 0x1F])
-            remain = byte >> 5
-        elif step == 1:
-            x = remain | byte << 3
-            out += [_ZBASE32[x & 0x1F], _ZBASE32[x >> 5 & 0x1F]]
-            remain = x >> 10
-        elif step == 2:
-            x = remain | byte << 1
-            out.append(_ZBASE32[x & 0x1F])
-            remain = x >> 5
-        elif step == 3:
-            x = remain | byte << 4
-            out += [_ZBASE32[x & 0x1F], _ZBASE32[x >> 5 & 0x1F]]
-            remain = x >> 10 & 0x3
-        else:
-            x = remain | byte << 2
-            out += [_ZBASE32[x & 0x1F], _ZBASE32[x >> 5 & 0x1F]]
-            remain = -1
-    if remain >= 0:
-        out.append(_ZBASE32[remain])
-    return "".join(out)
-
-
-def file_sum(content: bytes) -> str:
-    return f"{HASH_BLAKE2_BASE32}${zbase32(hashlib.blake2b(content, digest_size=64).digest())}"
-
-
-def symlink_sum(target: str) -> str:
-    """pkg hashes a link's target without its leading '/', but as many bytes
-    as the whole target: an absolute target's hash ends in a NUL."""
-    data = (target[1:] + "\0") if target.startswith("/") else target
-    return file_sum(data.encode())
-
-
-def urlencode(text: str) -> str:
-    """pkg's urlencode: every non-ASCII byte and '%' as %xx."""
-    return "".join(
-        f"%{byte:02x}" if byte > 0x7F or byte == ord("%") else chr(byte) for byte in text.encode("utf-8")
-    )
-
-
-def perm(mode: int) -> str:
-    """As pkg prints it ("%#4.4o"): 0755, 0644, 04711."""
-    return "0" + format(mode, "o").rjust(3, "0")
+# pkg's "legacy" arch spelling of each ABI architecture
+_LEGACY_ARCH = {"amd64": "x86:64", "i386": "x86:32", "aarch64": "aarch64:64", "armv7": "armv7:32:el:eabi:hardfp"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +58,11 @@ class PkgPackager:
     family = "freebsd"
     script_set = "pkg"
     script_names = SCRIPT_KEYS
+    allowed_scripts = SCRIPT_KEYS
+    # the manifest keys build() writes besides name, version, abi, files, directories and scripts
+    allowed_fields = frozenset({"origin", "comment", "maintainer", "www", "arch", "prefix", "flatsize",
+                                "licenselogic", "licenses", "desc", "categories", "users", "groups", "config"})
+    repository = PkgRepository
     options_key = "freebsd"
     options_schema: dict[str, Any] = {
         "type": "object",
@@ -152,8 +104,53 @@ class PkgPackager:
                 values[key] = tuple(values[key])
         return FreeBSDOptions(**values)
 
+    def version_of(self, upstream: str, revision: int, suffix: str) -> str:
+        return f"{upstream}_{revision}"  # PORTVERSION_PORTREVISION
+
     def version(self, spec: PackageSpec) -> str:
-        return f"{spec.meta.version}_{spec.revision}"
+        return self.version_of(spec.meta.version, spec.revision, spec.version_suffix)
+
+    def architecture_of(self, architecture: str, release: str) -> str:
+        """The package ABI (FreeBSD:14:amd64), which pkg matches against the system's."""
+        return f"FreeBSD:{release.split('.')[0]}:{platform_for(self.family).arch(architecture)}"
+
+    def relations_of(self, options: FreeBSDOptions | None, library_depends: tuple[str, ...],
+                     identity: tuple[str, str, str]) -> dict[str, tuple[str, ...]]:
+        deps = (options or FreeBSDOptions()).deps
+        return {"deps": tuple(sorted(f"{dep.name} {dep.origin} {dep.version}" for dep in deps))} if deps else {}
+
+    def own_paths(self, name: str) -> tuple[str, ...]:
+        return ()
+
+    def same_entry(self, entry: ContentEntry, staged: ManifestEntry) -> bool:
+        group = platform_for(self.family).root_group if staged.group == "root" else staged.group
+        if staged.kind == "symlink":
+            return (entry.kind, entry.link) == (staged.kind, staged.link)
+        return (entry.kind, entry.mode, entry.owner, entry.group, entry.sha256) == (
+            staged.kind, staged.mode, staged.owner, group, staged.sha256)
+
+    def read(self, path: Path, data: bytes) -> PackageFacts:
+        return read_pkg_facts(path, data)
+
+    def lint(self, artifact: Path, recipe) -> CheckResult:
+        """What pkg(8) relies on, read back: member order, manifest keys, every
+        file's checksum and attributes, the scripts; and no key pkg cannot
+        install (a `conflicts` naming an absent package fails pkg add)."""
+        name = "pkg read-back: manifest, checksums, owners, modes, scripts"
+        try:
+            archive = read_pkg(artifact)
+            facts = read_pkg_facts(artifact, artifact.read_bytes())
+        except PkgError as exc:
+            return CheckResult(name, False, str(exc))
+        problems = [f"manifest lacks {key}" for key in MANIFEST_KEYS if key not in archive.full]
+        problems += [f"no {script} script" for script in SCRIPT_KEYS if script not in dict(facts.scripts)]
+        if "conflicts" in archive.full:
+            problems.append("the manifest has conflicts, which pkg add cannot install when the package named is "
+                            "absent; ports refuse conflicting packages at install time instead")
+        evidence = "; ".join(problems[:6]) or (
+            f"{len(archive.full.get('files', {}))} files, {len(archive.full.get('directories', {}))} folders, "
+            f"abi {archive.full.get('abi')}, version {archive.full.get('version')}")
+        return CheckResult(name, not problems, evidence)
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}-{self.version(spec)}.pkg"
@@ -204,8 +201,9 @@ class PkgPackager:
         compact["categories"] = list(options.categories)
         compact["users"] = list(spec.users)
         compact["groups"] = list(spec.groups)
-        if options.conflicts:
-            compact["conflicts"] = list(options.conflicts)
+        # No `conflicts` key: pkg(8) looks every name up when it installs and
+        # fails when one is not installed. As ports do, the pre-install script
+        # refuses to install over a conflicting package instead.
         full = dict(compact)
         full["files"] = dict(sorted(files.items()))
         if spec.conffiles:
@@ -242,37 +240,8 @@ class PkgPackager:
         return Artifact.of(target, self.format, self.version(spec))
 
 
-def read_pkg(artifact: Path) -> tuple[list[tarfile.TarInfo], dict, dict, dict[str, bytes]]:
-    """Members, +COMPACT_MANIFEST, +MANIFEST and file contents of a .pkg."""
-    import zstandard
-
-    members, contents, manifests = [], {}, {}
-    with artifact.open("rb") as handle:
-        raw = zstandard.ZstdDecompressor().stream_reader(handle)
-        with tarfile.open(fileobj=raw, mode="r|") as tar:
-            for member in tar:
-                members.append(member)
-                if member.isreg():
-                    data = tar.extractfile(member).read()
-                    if member.name.startswith("+"):
-                        manifests[member.name] = json.loads(data)
-                    else:
-                        contents[member.name] = data
-    return members, manifests.get("+COMPACT_MANIFEST", {}), manifests.get("+MANIFEST", {}), contents
-
-
-def urldecode(text: str) -> str:
-    """The inverse of urlencode: %xx sequences back to bytes."""
-    out = bytearray()
-    index = 0
-    while index < len(text):
-        if text[index] == "%" and index + 2 < len(text) and all(c in "0123456789abcdefABCDEF" for c in text[index + 1:index + 3]):
-            out.append(int(text[index + 1:index + 3], 16))
-            index += 3
-        else:
-            out += text[index].encode("utf-8")
-            index += 1
-    return out.decode("utf-8", "replace")
+MANIFEST_KEYS = ("name", "version", "origin", "comment", "desc", "maintainer", "www", "abi", "arch", "prefix",
+                 "flatsize", "licenselogic", "categories", "users", "groups", "files", "directories", "scripts")
 
 
 def _add(tar: tarfile.TarFile, name: str, kind: bytes, mode: int, uname: str, gname: str, mtime: int,
@@ -288,4 +257,4 @@ def _add(tar: tarfile.TarFile, name: str, kind: bytes, mode: int, uname: str, gn
     tar.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
 
 
-__all__ = ["FreeBSDOptions", "PkgPackager", "file_sum", "read_pkg", "symlink_sum", "urldecode", "zbase32"]
+__all__ = ["FreeBSDOptions", "PkgPackager"]

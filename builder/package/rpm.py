@@ -11,9 +11,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import shutil
+import subprocess
+import tempfile
+
+from ..evidence import CheckResult
+from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
+from ..record import ManifestEntry
+from ..repo.rpm import RpmRepository
 from .base import Artifact, PackageSpec, own_entries
 from .nfpm import base_config, merge_relations, run_nfpm
+from ..formats.rpmfile import FIELD_TAGS, read_rpm
 
 RELATION = {
     "type": "string",
@@ -41,6 +50,10 @@ class RpmPackager:
     family = "rhel"
     script_set = "rpm"
     script_names = ("preinst", "postinst", "prerm", "postrm")
+    allowed_scripts = ("prein", "postin", "preun", "postun")
+    # what nfpm writes; triggers, file triggers and relocation prefixes never
+    allowed_fields = frozenset(FIELD_TAGS) - {"Prefixes", "Triggername", "Filetriggername", "Transfiletriggername"}
+    repository = RpmRepository
     options_key = "rpm"
     options_schema: dict[str, Any] = {
         "type": "object",
@@ -62,11 +75,67 @@ class RpmPackager:
     def release(self, spec: PackageSpec) -> str:
         return f"{spec.revision}{spec.version_suffix}"
 
+    def version_of(self, upstream: str, revision: int, suffix: str) -> str:
+        return f"{upstream}-{revision}{suffix}"
+
     def version(self, spec: PackageSpec) -> str:
-        return f"{spec.meta.version}-{self.release(spec)}"
+        return self.version_of(spec.meta.version, spec.revision, spec.version_suffix)
+
+    def architecture_of(self, architecture: str, release: str) -> str:
+        return platform_for(self.family).arch(architecture)
 
     def arch(self, spec: PackageSpec) -> str:
-        return platform_for(self.family).arch(spec.architecture)
+        return self.architecture_of(spec.architecture, spec.release)
+
+    def _relations(self, options: RpmOptions, library_depends: tuple[str, ...]) -> dict[str, list[str]]:
+        return {
+            "depends": merge_relations(library_depends, options.requires),
+            "recommends": list(options.recommends),
+            "provides": list(options.provides),
+            "conflicts": list(options.conflicts),
+            "replaces": list(options.obsoletes),  # nfpm writes rpm's Obsoletes from it
+        }
+
+    def relations_of(self, options: RpmOptions | None, library_depends: tuple[str, ...],
+                     identity: tuple[str, str, str]) -> dict[str, tuple[str, ...]]:
+        """The header's relations as build() writes them, with the two
+        provides rpm adds for every package (name and name(arch))."""
+        name, version, architecture = identity
+        written = self._relations(options or RpmOptions(), library_depends)
+        marker = {"x86_64": "x86-64", "aarch64": "aarch-64"}.get(architecture, architecture)
+        return {
+            "Requires": tuple(written["depends"]),
+            "Recommends": tuple(written["recommends"]),
+            "Provides": (*written["provides"], f"{name} = {version}", f"{name}({marker}) = {version}"),
+            "Conflicts": tuple(written["conflicts"]),
+            "Obsoletes": tuple(written["replaces"]),
+        }
+
+    def own_paths(self, name: str) -> tuple[str, ...]:
+        return ()
+
+    def same_entry(self, entry: ContentEntry, staged: ManifestEntry) -> bool:
+        if staged.kind == "symlink":
+            return (entry.kind, entry.link) == (staged.kind, staged.link)
+        return (entry.kind, entry.mode, entry.owner, entry.group, entry.sha256) == (
+            staged.kind, staged.mode, staged.owner, staged.group, staged.sha256)
+
+    def read(self, path: Path, data: bytes) -> PackageFacts:
+        return read_rpm(path)
+
+    def lint(self, artifact: Path, recipe) -> CheckResult:
+        """rpmlint's errors, less the findings the recipe justifies (rpm.rpmlint_filters)."""
+        if not shutil.which("rpmlint"):
+            return CheckResult("rpmlint", False, "rpmlint is not installed (apt-get install rpmlint)")
+        options = recipe.options.get(self.options_key) or RpmOptions()
+        with tempfile.TemporaryDirectory(prefix="qmail-pkg-rpmlint-") as tmp:
+            rc = Path(tmp) / "rpmlintrc"
+            rc.write_text("".join(f"addFilter({json.dumps(f)})\n" for f in options.rpmlint_filters))
+            result = subprocess.run(["rpmlint", "-r", str(rc), str(artifact)], capture_output=True, text=True)
+        errors = [line for line in result.stdout.splitlines() if ": E: " in line]
+        summary = next((line for line in result.stdout.splitlines() if "packages and" in line),
+                       result.stdout.strip()[-200:])
+        return CheckResult("rpmlint: no error", not errors, "; ".join(errors[:6]) or summary.strip())
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}-{self.version(spec)}.{self.arch(spec)}.rpm"
@@ -83,13 +152,7 @@ class RpmPackager:
     def build(self, spec: PackageSpec, out_dir: Path, workdir: Path) -> Artifact:
         options: RpmOptions = spec.options or RpmOptions()
         spec = replace(spec, shipped=own_entries(spec))  # /usr, /var... belong to the filesystem package
-        relations = {
-            "depends": merge_relations(spec.library_depends, options.requires),
-            "recommends": options.recommends,
-            "provides": options.provides,
-            "conflicts": options.conflicts,
-            "replaces": options.obsoletes,  # nfpm writes rpm's Obsoletes from it
-        }
+        relations = self._relations(options, spec.library_depends)
         scripts_dir = workdir / "rpm-scripts"
         scripts_dir.mkdir(exist_ok=True)
         config = base_config(spec, scripts_dir, version=spec.meta.version, release=self.release(spec),

@@ -1,75 +1,85 @@
 """The apt archive: pool/ shared by every suite, dists/<suite>/ per Debian
-release, indexes made by Debian's own apt-ftparchive, Release signed into
-InRelease and Release.gpg, the public key exported for `signed-by`.
+release, Packages indexes and the Release file written here from the
+packages' own control fields and the verified copies' digests, Release
+signed into InRelease and Release.gpg, the public key exported for
+`signed-by`.
 
 Indexes are also kept under by-hash/SHA256/<digest> and the Release says
 Acquire-By-Hash: a client holding the previous Release keeps fetching the
 files it names while the new ones are put in place, and Release/InRelease
-are replaced last, each in one rename."""
+are replaced last, each in one rename. Every write goes through the tree's
+folder descriptors (builder/safefs.py): nothing is written through a link."""
 
 from __future__ import annotations
 
+import email.utils
+import gzip
 import hashlib
-import os
-import shutil
-import subprocess
+import lzma
+import tempfile
+import time
 from pathlib import Path
 
-from . import Published, PublishError, PublishReport, State, newest
+from ..formats.debfile import read_deb_control
+from ..safefs import Folder
+from .base import SUITE, Admitted, PublishError, PublishReport, Settings, State, checked, newest, pool_path, split_key
 
 INDEXES = ("Packages", "Packages.gz", "Packages.xz")
+MAX_DEB = 2 << 30
+KEYRING = "qmail-pkg-archive-keyring.gpg"
+KEYRING_ARMORED = "qmail-pkg-archive-keyring.asc"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _digests(data: bytes) -> dict[str, str]:
+    return {name: hashlib.new(algorithm, data).hexdigest()
+            for name, algorithm in (("MD5Sum", "md5"), ("SHA1", "sha1"), ("SHA256", "sha256"))}
 
 
-def _copy_in(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, temporary)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, target)
+def stanza(control: list[tuple[str, str]], filename: str, data: bytes) -> str:
+    """One Packages entry: the control fields as the package has them, then
+    where the file is and its digests."""
+    fields = [field for field in control if field[0] == "Package"] + [f for f in control if f[0] != "Package"]
+    digests = _digests(data)
+    lines = [f"{name}: {value}" for name, value in fields]
+    lines += [f"Filename: {filename}", f"Size: {len(data)}", f"MD5sum: {digests['MD5Sum']}",
+              f"SHA1: {digests['SHA1']}", f"SHA256: {digests['SHA256']}"]
+    return "\n".join(lines) + "\n"
 
 
 class AptRepository:
-    def __init__(self, repo: Path, state: State, signer, *, test: bool = False, base_url: str = "", **_):
-        if not shutil.which("apt-ftparchive"):
-            raise PublishError("publishing an apt repository needs apt-ftparchive (apt-get install apt-utils)")
-        self.repo = repo
+    def __init__(self, tree: Folder, root: Path, state: State, signer, settings: Settings):
+        self.tree = tree
+        self.root = root
         self.state = state
         self.signer = signer
-        self.test = test
-        self.base_url = base_url or repo.resolve().as_uri()
+        self.settings = settings
 
-    def _pool(self, artifact: Published) -> str:
-        name = artifact.package
-        initial = name[:4] if name.startswith("lib") else name[0]
-        return f"pool/main/{initial}/{name}/{artifact.path.name}"
-
-    def publish(self, artifacts: list[Published], prune: int | None, report: PublishReport) -> None:
+    def publish(self, artifacts: list[Admitted], prune: int | None, report: PublishReport) -> None:
         suites: set[str] = set()
         for artifact in artifacts:
-            if not artifact.suite:
-                raise PublishError(f"{artifact.path}: its build record names no Debian suite (target {artifact.target})")
-            where = self._pool(artifact)
-            identity = _sha256(artifact.path)
+            suite = checked(artifact.record.suite, SUITE, "suite")
+            if not suite:
+                raise PublishError(f"{artifact.name}: its build record names no Debian suite "
+                                   f"(target {artifact.record.target})")
+            parts = pool_path(artifact.record.package, artifact.name)
+            where = "/".join(parts)
+            identity = artifact.row.sha256
             if self.state.check(where, identity):
                 report.unchanged.append(where)
             else:
-                _copy_in(artifact.path, self.repo / where)
+                with self.tree.sub(*parts[:-1], create=True) as folder:
+                    folder.put(parts[-1], artifact.path)
                 self.state.record(where, identity)
                 report.added.append(where)
-            member = f"dists/{artifact.suite}/{artifact.architecture}/{artifact.path.name}"
-            self.state.record(member, where)
-            suites.add(artifact.suite)
+            self.state.record(f"dists/{suite}/{artifact.facts.architecture}/{artifact.name}", where)
+            suites.add(suite)
         if prune:
             self._prune(prune, report)
             suites |= {key.split("/")[1] for key in self.state.files if key.startswith("dists/")}
         for suite in sorted(suites):
             self._regenerate(suite, report)
-        self.signer.export_public(self.repo / "qmail-pkg-archive-keyring.gpg")
-        self.signer.export_public(self.repo / "qmail-pkg-archive-keyring.asc", armor=True)
+        for name, armor in ((KEYRING, False), (KEYRING_ARMORED, True)):
+            self.tree.write(name, self.signer.public_key(armor=armor))
         self._write_sources(sorted(suites))
 
     def _members(self, suite: str) -> dict[str, list[str]]:
@@ -92,70 +102,78 @@ class AptRepository:
                 self.state.forget(key)
         referenced = {where for key, where in self.state.files.items() if key.startswith("dists/")}
         for where in [k for k in self.state.files if k.startswith("pool/") and k not in referenced]:
-            (self.repo / where).unlink(missing_ok=True)
+            *folders, name = split_key(where)
+            if self.tree.lstat(folders[0]) is not None:
+                with self.tree.sub(*folders) as folder:
+                    folder.unlink(name)
             self.state.forget(where)
             report.pruned.append(where)
 
+    def _index(self, paths: list[str]) -> bytes:
+        entries = []
+        for where in sorted(paths):
+            *folders, name = split_key(where)
+            with self.tree.sub(*folders) as folder:
+                data = folder.read(name, MAX_DEB)
+            entries.append(stanza(read_deb_control(Path(where), data), where, data))
+        return "\n".join(entries).encode()
+
     def _regenerate(self, suite: str, report: PublishReport) -> None:
         members = self._members(suite)
-        staging = self.repo / "dists" / f".{suite}.new"
-        shutil.rmtree(staging, ignore_errors=True)
-        lists = self.repo / ".qmail-pkg" / "lists"
-        lists.mkdir(parents=True, exist_ok=True)
-        blocks = []
+        files: dict[str, bytes] = {}
         for arch, paths in sorted(members.items()):
-            (staging / "main" / f"binary-{arch}").mkdir(parents=True)
-            listing = lists / f"{suite}-{arch}.list"
-            listing.write_text("".join(f"{path}\n" for path in sorted(paths)))
-            blocks.append(f'BinDirectory "dists/.{suite}.new/main/binary-{arch}" '
-                          f'{{ Packages "dists/.{suite}.new/main/binary-{arch}/Packages"; '
-                          f'FileList "{listing.relative_to(self.repo)}"; }};')
-        config = lists / f"{suite}.conf"
-        config.write_text('Dir { ArchiveDir "."; CacheDir ".qmail-pkg"; };\n'
-                          'Default { Packages::Compress ". gzip xz"; };\n' + "\n".join(blocks) + "\n")
-        self._run(["apt-ftparchive", "generate", str(config.relative_to(self.repo))])
-        label = "qmail-syncdir (TEST packages)" if self.test else "qmail-syncdir"
-        options = {
-            "Origin": "qmail-pkg", "Label": label, "Suite": suite, "Codename": suite,
-            "Architectures": " ".join(sorted(members)), "Components": "main", "Acquire-By-Hash": "yes",
-            "Description": f"qmail 1.03 with syncdir for {suite}" + (" - TEST PACKAGES, not for real systems" if self.test else ""),
-        }
-        argv = ["apt-ftparchive"]
-        for name, value in options.items():
-            argv += ["-o", f"APT::FTPArchive::Release::{name}={value}"]
-        release = self._run(argv + ["release", f"dists/.{suite}.new"])
-        (staging / "Release").write_bytes(release)
-        self.signer.clearsign(staging / "Release", staging / "InRelease")
-        self.signer.detach_sign(staging / "Release", staging / "Release.gpg", armor=True)
-        self._swap_in(suite, staging, members)
+            packages = self._index(paths)
+            files[f"main/binary-{arch}/Packages"] = packages
+            files[f"main/binary-{arch}/Packages.gz"] = gzip.compress(packages, compresslevel=9, mtime=0)
+            files[f"main/binary-{arch}/Packages.xz"] = lzma.compress(packages, preset=6)
+        release = self._release(suite, sorted(members), files)
+        with tempfile.TemporaryDirectory(prefix="qmail-pkg-release-") as private:
+            source = Path(private) / "Release"
+            source.write_bytes(release)
+            signed = {"Release": release,
+                      "InRelease": self.signer.clearsign(source, Path(private) / "InRelease"),
+                      "Release.gpg": self.signer.detach_sign(source, Path(private) / "Release.gpg", armor=True)}
+        with self.tree.sub("dists", suite, create=True) as live:
+            for path, data in files.items():
+                folders = path.split("/")[:-1]
+                with live.sub(*folders, "by-hash", "SHA256", create=True) as by_hash:
+                    by_hash.write(hashlib.sha256(data).hexdigest(), data)  # immutable names first
+            for path, data in files.items():
+                *folders, name = path.split("/")
+                with live.sub(*folders, create=True) as folder:
+                    folder.write(name, data)
+            for name in ("Release.gpg", "Release", "InRelease"):  # what points at the indexes, last
+                live.write(name, signed[name])
         report.indexes.append(f"dists/{suite}")
 
-    def _swap_in(self, suite: str, staging: Path, members: dict[str, list[str]]) -> None:
-        live = self.repo / "dists" / suite
-        for arch in members:
-            folder = staging / "main" / f"binary-{arch}"
-            target = live / "main" / f"binary-{arch}"
-            by_hash = target / "by-hash" / "SHA256"
-            by_hash.mkdir(parents=True, exist_ok=True)
-            for name in INDEXES:  # immutable names first: the current Release still works
-                _copy_in(folder / name, by_hash / _sha256(folder / name))
-            for name in INDEXES:
-                os.replace(folder / name, target / name)
-        for name in ("Release.gpg", "Release", "InRelease"):  # what points at the indexes, last
-            os.replace(staging / name, live / name)
-        shutil.rmtree(staging, ignore_errors=True)
-
-    def _run(self, argv: list[str]) -> bytes:
-        result = subprocess.run(argv, cwd=self.repo, capture_output=True)
-        if result.returncode != 0:
-            raise PublishError(f"{' '.join(argv[:2])} failed: {result.stderr.decode(errors='replace').strip()[-300:]}")
-        return result.stdout
+    def _release(self, suite: str, architectures: list[str], files: dict[str, bytes]) -> bytes:
+        test = self.settings.test
+        fields = [
+            ("Origin", "qmail-pkg"),
+            ("Label", "qmail-syncdir (TEST packages)" if test else "qmail-syncdir"),
+            ("Suite", suite),
+            ("Codename", suite),
+            ("Date", email.utils.formatdate(time.time(), usegmt=True)),
+            ("Architectures", " ".join(architectures)),
+            ("Components", "main"),
+            ("Acquire-By-Hash", "yes"),
+            ("Description", f"qmail 1.03 with syncdir for {suite}"
+             + (" - TEST PACKAGES, not for real systems" if test else "")),
+        ]
+        text = "".join(f"{name}: {value}\n" for name, value in fields)
+        digests = {path: _digests(data) for path, data in files.items()}
+        for algorithm in ("MD5Sum", "SHA1", "SHA256"):
+            text += f"{algorithm}:\n" + "".join(f" {digests[path][algorithm]} {len(files[path]):>8} {path}\n"
+                                               for path in sorted(files))
+        return text.encode()
 
     def _write_sources(self, suites: list[str]) -> None:
         """apt sources snippets, one per suite, for /etc/apt/sources.list.d/."""
-        folder = self.repo / "apt-sources"
-        folder.mkdir(exist_ok=True)
-        for suite in suites:
-            text = (f"Types: deb\nURIs: {self.base_url}\nSuites: {suite}\nComponents: main\n"
-                    "Signed-By: /usr/share/keyrings/qmail-pkg-archive-keyring.gpg\n")
-            (folder / f"{suite}.sources").write_text(text)
+        with self.tree.sub("apt-sources", create=True) as folder:
+            for suite in suites:
+                text = (f"Types: deb\nURIs: {self.settings.base_url}\nSuites: {suite}\nComponents: main\n"
+                        f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
+                folder.write(f"{suite}.sources", text.encode())
+
+
+__all__ = ["AptRepository", "stanza"]

@@ -13,15 +13,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import platform
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
-from ..package.pkg import file_sum, read_pkg, urldecode
-from . import Published, PublishError, PublishReport, State, newest
+import zstandard
+
+from ..errors import printable
+from ..formats.pkgfile import file_sum, read_pkg, urldecode
+from ..safefs import Folder
+from .base import ABI, Admitted, PublishError, PublishReport, Settings, State, checked, newest, split_key
 
 META = ('version = 2;\npacking_format = "tzst";\nmanifests = "packagesite.yaml";\ndata = "data";\n'
         'filesite = "files";\nmanifests_archive = "packagesite";\nfilesite_archive = "files";\n')
@@ -31,12 +34,14 @@ ENTRY_KEYS = ("name", "origin", "version", "comment", "maintainer", "www", "abi"
               "users", "groups", "conflicts", "provides", "requires", "options", "annotations")
 
 
-def catalogue_entry(package: Path, repopath: str) -> dict:
+MAX_PKG = 2 << 30
+PUBLIC_KEY = "qmail-pkg-freebsd.pub"
+
+
+def catalogue_entry(data: bytes, repopath: str) -> dict:
     """What `pkg repo` lists for one package: its compact manifest, decoded,
     with the package file's checksum, size and path."""
-    _, compact, _, _ = read_pkg(package)
-    data = package.read_bytes()
-    entry = dict(compact)
+    entry = dict(read_pkg(Path(repopath), data).compact)
     entry["desc"] = urldecode(entry.get("desc", ""))
     if "licenses" in entry:
         entry["licenses"] = sorted(entry["licenses"])
@@ -48,13 +53,12 @@ def sign(data: bytes, key: Path) -> bytes:
     digest = hashlib.sha256(data).hexdigest().encode()
     result = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=digest, capture_output=True)
     if result.returncode != 0:
-        raise PublishError(f"{key}: cannot sign the catalogue with it: {result.stderr.decode(errors='replace').strip()[-200:]}")
+        raise PublishError(f"--pkg-key: cannot sign the catalogue with it: "
+                           f"{printable(result.stderr.decode(errors='replace').strip()[-200:])}")
     return result.stdout + b"\0"
 
 
 def _archive(member: str, data: bytes, signature: bytes | None) -> bytes:
-    import zstandard
-
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for name, content in ([("signature", signature)] if signature is not None else []) + [(member, data)]:
@@ -64,80 +68,84 @@ def _archive(member: str, data: bytes, signature: bytes | None) -> bytes:
     return zstandard.ZstdCompressor(level=19).compress(raw.getvalue())
 
 
-def _replace(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, path)
-
-
 class PkgRepository:
-    def __init__(self, repo: Path, state: State, signer, *, pkg_key: Path | None = None, test: bool = False,
-                 base_url: str = "", **_):
-        self.repo = repo
-        self.state = state
-        self.key = pkg_key
-        self.test = test
-        self.base_url = base_url or repo.resolve().as_uri()
-        if pkg_key is not None and not pkg_key.is_file():
-            raise PublishError(f"--pkg-key {pkg_key}: no such file (an RSA private key in PEM)")
+    def __init__(self, tree: Folder, root: Path, state: State, signer, settings: Settings):
+        if settings.pkg_key is None:
+            raise PublishError("--pkg-key is required for FreeBSD packages: pkg(8) repositories are signed with an "
+                               "RSA key (PEM)")
         if not shutil.which("openssl"):
             raise PublishError("signing a pkg repository needs openssl")
+        self.tree = tree
+        self.root = root
+        self.state = state
+        self.key = settings.pkg_key
+        self.settings = settings
 
-    def publish(self, artifacts: list[Published], prune: int | None, report: PublishReport) -> None:
+    def publish(self, artifacts: list[Admitted], prune: int | None, report: PublishReport) -> None:
         areas: set[str] = set()
         for artifact in artifacts:
-            _, compact, _, _ = read_pkg(artifact.path)
-            area = f"freebsd/{compact['abi']}"
-            where = f"{area}/All/{artifact.path.name}"
-            identity = hashlib.sha256(artifact.path.read_bytes()).hexdigest()
+            abi = checked(artifact.facts.architecture, ABI, "package ABI")
+            where = f"freebsd/{abi}/All/{artifact.name}"
+            identity = artifact.row.sha256
             if self.state.check(where, identity):
                 report.unchanged.append(where)
             else:
-                target = self.repo / where
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _replace(target, artifact.path.read_bytes())
+                with self.tree.sub("freebsd", abi, "All", create=True) as folder:
+                    folder.put(artifact.name, artifact.path)
                 self.state.record(where, identity)
                 report.added.append(where)
-            areas.add(area)
-        for area in sorted(areas):
+            areas.add(abi)
+        for abi in sorted(areas):
             if prune:
-                members = [k for k in self.state.files if k.startswith(f"{area}/All/")]
+                members = [k for k in self.state.files if k.startswith(f"freebsd/{abi}/All/")]
                 _, dropped = newest(members, prune, lambda key: key.rsplit("-", 1)[-1])
                 for where in dropped:
-                    (self.repo / where).unlink(missing_ok=True)
+                    *folders, name = split_key(where)
+                    with self.tree.sub(*folders) as folder:
+                        folder.unlink(name)
                     self.state.forget(where)
                     report.pruned.append(where)
-            self._catalogue(area, report)
+            self._catalogue(abi, report)
         self._export_key()
 
-    def _catalogue(self, area: str, report: PublishReport) -> None:
-        folder = self.repo / area
+    def _catalogue(self, abi: str, report: PublishReport) -> None:
+        area = f"freebsd/{abi}"
         if platform.system() == "FreeBSD" and shutil.which("pkg"):
-            result = subprocess.run(["pkg", "repo", str(folder), str(self.key)], capture_output=True, text=True)
+            with self.tree.sub("freebsd", abi) as folder:
+                folder.check_plain()
+            result = subprocess.run(["pkg", "repo", "--", str(self.root / area), str(self.key)], capture_output=True,
+                                    text=True)
             if result.returncode != 0:
-                raise PublishError(f"pkg repo {area} failed: {(result.stderr or result.stdout).strip()[-300:]}")
+                raise PublishError(f"pkg repo {area} failed: {printable((result.stderr or result.stdout).strip()[-300:])}")
             report.indexes.append(area)
             return
-        packages = sorted((folder / "All").glob("*.pkg"))
-        entries = [catalogue_entry(path, f"All/{path.name}") for path in packages]
+        entries = []
+        with self.tree.sub("freebsd", abi, "All") as packages:
+            for name, _ in packages.entries(100_000):
+                if name.endswith(".pkg"):
+                    entries.append(catalogue_entry(packages.read(name, MAX_PKG), f"All/{name}"))
         lines = "".join(json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n" for entry in entries)
         site = lines.encode()
         data = json.dumps({"groups": [], "expired_packages": [], "packages": entries},
                           separators=(",", ":"), ensure_ascii=False).encode()
-        _replace(folder / "packagesite.pkg", _archive("packagesite.yaml", site, sign(site, self.key)))
-        _replace(folder / "data.pkg", _archive("data", data, sign(data, self.key)))
-        for name in ("meta", "meta.conf"):
-            _replace(folder / name, META.encode())
+        with self.tree.sub("freebsd", abi) as folder:
+            folder.write("packagesite.pkg", _archive("packagesite.yaml", site, sign(site, self.key)))
+            folder.write("data.pkg", _archive("data", data, sign(data, self.key)))
+            for name in ("meta", "meta.conf"):
+                folder.write(name, META.encode())
         report.indexes.append(area)
 
     def _export_key(self) -> None:
         result = subprocess.run(["openssl", "rsa", "-in", str(self.key), "-pubout"], capture_output=True)
         if result.returncode != 0:
-            raise PublishError(f"{self.key}: not an RSA private key: {result.stderr.decode(errors='replace').strip()[-200:]}")
-        _replace(self.repo / "qmail-pkg-freebsd.pub", result.stdout)
-        label = " (TEST packages, not for real systems)" if self.test else ""
+            raise PublishError(f"--pkg-key: not an RSA private key: "
+                               f"{printable(result.stderr.decode(errors='replace').strip()[-200:])}")
+        self.tree.write(PUBLIC_KEY, result.stdout)
+        label = " (TEST packages, not for real systems)" if self.settings.test else ""
         conf = (f"# qmail-syncdir{label}: /usr/local/etc/pkg/repos/qmail-pkg.conf\n"
-                f'qmail-pkg: {{\n  url: "{self.base_url}/freebsd/${{ABI}}",\n  signature_type: "pubkey",\n'
-                '  pubkey: "/usr/local/etc/ssl/qmail-pkg-freebsd.pub",\n  enabled: yes\n}\n')
-        _replace(self.repo / "qmail-pkg-freebsd.conf", conf.encode())
+                f'qmail-pkg: {{\n  url: "{self.settings.base_url}/freebsd/${{ABI}}",\n  signature_type: "pubkey",\n'
+                f'  pubkey: "/usr/local/etc/ssl/{PUBLIC_KEY}",\n  enabled: yes\n}}\n')
+        self.tree.write("qmail-pkg-freebsd.conf", conf.encode())
+
+
+__all__ = ["PkgRepository", "catalogue_entry", "sign"]

@@ -12,13 +12,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import re
 import tempfile
 import time
 from pathlib import Path
 
-from ..errors import QmailPkgError
+from ..errors import QmailPkgError, printable
+from ..safefs import FsError, read_file
 
 PASSPHRASE_ENV = "QMAIL_PKG_SIGNING_PASSPHRASE"
+MAX_KEY_FILE = 1 << 20
+# what --key may name in a keyring: a fingerprint, key id, e-mail or user id,
+# never something gpg would read as an option
+_KEY_NAME = re.compile(r"^[A-Za-z0-9@<>._+ -]{1,200}$")
 
 
 class SigningError(QmailPkgError):
@@ -29,16 +35,24 @@ class Signer:
     def __init__(self, key: str):
         if not shutil.which("gpg"):
             raise SigningError("signing needs GnuPG (apt-get install gnupg)")
+        if not key or key.startswith("-"):
+            raise SigningError(f"--key {printable(key)!r}: a key id or a key file, not an option")
         self._home: tempfile.TemporaryDirectory | None = None
         self.env = dict(os.environ)
-        if Path(key).is_file():
+        if os.path.lexists(key) and ("/" in key or os.path.isfile(key)):
+            try:
+                secret = read_file(Path(key), MAX_KEY_FILE, f"--key {key}")
+            except FsError as exc:
+                raise SigningError(str(exc)) from None
             self._home = tempfile.TemporaryDirectory(prefix="qmail-pkg-gnupg-")
             os.chmod(self._home.name, 0o700)
             self.env["GNUPGHOME"] = self._home.name
-            result = self._gpg(["--import", key], stdin=b"")
+            result = self._gpg(["--import"], stdin=secret)  # from stdin: the file is read once, bounded
             if result.returncode != 0:
                 raise SigningError(f"{key}: cannot import the signing key: {_tail(result.stderr)}")
             key = self._first_secret_fingerprint(key)
+        elif not _KEY_NAME.match(key):
+            raise SigningError(f"--key {printable(key)[:80]!r}: not a key id, fingerprint or user id, and no such file")
         self.fingerprint = self._check(key)
 
     def close(self) -> None:
@@ -72,7 +86,7 @@ class Signer:
 
     def _check(self, key: str) -> str:
         """The key's fingerprint, after checking it can sign and has not expired."""
-        result = self._gpg(["--list-secret-keys", "--with-colons", key])
+        result = self._gpg(["--list-secret-keys", "--with-colons", "--", key])
         if result.returncode != 0:
             raise SigningError(f"signing key {key!r}: no secret key in the keyring "
                                f"({self.env.get('GNUPGHOME') or '~/.gnupg'}); give --key a key file or import it")
@@ -87,29 +101,29 @@ class Signer:
             raise SigningError(f"signing key {key!r} expired on {time.strftime('%Y-%m-%d', time.gmtime(int(primary[6])))}")
         return fingerprint
 
-    def _sign(self, args: list[str], source: Path, target: Path) -> None:
-        temporary = target.with_name(target.name + ".tmp")
-        result = self._gpg(["--local-user", self.fingerprint, "--yes", "--output", str(temporary), *args, str(source)],
-                           passphrase=True)
+    def _sign(self, args: list[str], source: Path, target: Path) -> bytes:
+        """Sign a private file into another private file (both ours, in a
+        folder this process made); return the signature's bytes."""
+        result = self._gpg(["--local-user", self.fingerprint, "--yes", "--output", str(target), *args, "--",
+                            str(source)], passphrase=True)
         if result.returncode != 0:
-            temporary.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
             hint = "" if os.environ.get(PASSPHRASE_ENV) is not None else f" (if the key has a passphrase, set {PASSPHRASE_ENV} or use gpg-agent)"
             raise SigningError(f"gpg could not sign {source.name}: {_tail(result.stderr)}{hint}")
-        os.replace(temporary, target)
+        return target.read_bytes()
 
-    def clearsign(self, source: Path, target: Path) -> None:
-        self._sign(["--digest-algo", "SHA512", "--clearsign"], source, target)
+    def clearsign(self, source: Path, target: Path) -> bytes:
+        return self._sign(["--digest-algo", "SHA512", "--clearsign"], source, target)
 
-    def detach_sign(self, source: Path, target: Path, armor: bool = False) -> None:
-        self._sign(["--digest-algo", "SHA512", "--detach-sign", *(["--armor"] if armor else [])], source, target)
+    def detach_sign(self, source: Path, target: Path, armor: bool = False) -> bytes:
+        return self._sign(["--digest-algo", "SHA512", "--detach-sign", *(["--armor"] if armor else [])], source, target)
 
-    def export_public(self, target: Path, armor: bool = False) -> None:
-        result = self._gpg(["--export", *(["--armor"] if armor else []), self.fingerprint])
+    def public_key(self, armor: bool = False) -> bytes:
+        """The public key, exported (binary for signed-by, or armored)."""
+        result = self._gpg(["--export", *(["--armor"] if armor else []), "--", self.fingerprint])
         if result.returncode != 0 or not result.stdout:
             raise SigningError(f"cannot export the public key {self.fingerprint}: {_tail(result.stderr)}")
-        temporary = target.with_name(target.name + ".tmp")
-        temporary.write_bytes(result.stdout)
-        os.replace(temporary, target)
+        return result.stdout
 
     @property
     def gnupg_home(self) -> str | None:

@@ -3,33 +3,19 @@ with the evidence it saw, so reports say why something passed or failed."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import QmailPkgError
+from ..evidence import CheckResult
 from ..platforms import platform_for
 from ..recipe.model import Accounts, Recipe, Target
+from ..record import ManifestEntry
 from ..staged import Entry, IdNames, read_tree
 
 SYNCDIR_SYMBOLS = ("open", "link", "rename", "unlink")
 # The programs that touch the queue or a Maildir: each must carry syncdir.
 PROOF_BINARIES = ("qmail-queue", "qmail-local", "qmail-send", "qmail-clean")
 PACKAGE_DROP = "/tmp/qmail-pkg-artifacts"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    name: str
-    passed: bool
-    evidence: str
-    skipped: bool = False  # not run here, and why (the evidence); never counts as a failure
-
-    def as_dict(self) -> dict:
-        row = {"name": self.name, "passed": self.passed, "evidence": self.evidence}
-        if self.skipped:
-            row["skipped"] = True
-        return row
 
 
 def put_artifact(sandbox, artifact: Path) -> str:
@@ -44,7 +30,7 @@ def installed_entries(sandbox, root: str, accounts: Accounts) -> dict[str, Entry
         return {e.path: e for e in read_tree(stream, root, IdNames.of(accounts), None, strict=False)}
 
 
-def check_layout(sandbox, manifest: list[dict], accounts: Accounts, prefix: str) -> CheckResult:
+def check_layout(sandbox, manifest: tuple[ManifestEntry, ...], accounts: Accounts, prefix: str) -> CheckResult:
     """Every entry of the build's staged manifest exists installed with the same type, owner, group and mode."""
     try:
         installed = installed_entries(sandbox, prefix, accounts)
@@ -53,19 +39,19 @@ def check_layout(sandbox, manifest: list[dict], accounts: Accounts, prefix: str)
     wrong = []
     checked = 0
     for row in manifest:
-        if not row["path"].startswith(prefix):
+        if not row.path.startswith(prefix):
             continue
         checked += 1
-        entry = installed.get(row["path"])
+        entry = installed.get(row.path)
         if entry is None:
-            wrong.append(f"missing {row['path']}")
+            wrong.append(f"missing {row.path}")
             continue
-        want = (row["type"], int(row["mode"], 8), row["owner"], row["group"])
+        want = (row.kind, row.mode, row.owner, row.group)
         have = (entry.kind, entry.mode, entry.owner, entry.group)
-        if row["type"] == "symlink":
+        if row.kind == "symlink":
             want, have = want[:1], have[:1]
         if want != have:
-            wrong.append(f"{row['path']}: want {want[0]} {want[1]:04o} {want[2]}:{want[3]}, have {entry.describe()}")
+            wrong.append(f"{row.path}: want {row.kind} {row.mode:04o} {row.owner}:{row.group}, have {entry.describe()}")
     if wrong:
         return CheckResult("layout", False, f"{len(wrong)} of {checked} entries differ: " + "; ".join(wrong[:8]))
     return CheckResult("layout", True, f"{checked} entries below {prefix} match the build manifest")
@@ -96,7 +82,7 @@ def check_setuid(sandbox, path: str, owner: str) -> CheckResult:
     return CheckResult(f"setuid {path}", ok, f"stat: {out.strip()}")
 
 
-def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: list[dict]) -> list[CheckResult]:
+def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: tuple[ManifestEntry, ...]) -> list[CheckResult]:
     """What a fresh install must look like: the build's layout, a setuid
     qmail-queue, syncdir linked in, and nothing the package manager would call altered."""
     prefix = recipe.layout.prefix
@@ -110,5 +96,4 @@ def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: list[dic
     ]
 
 
-def load_record(record_path: Path) -> dict:
-    return json.loads(record_path.read_text())
+

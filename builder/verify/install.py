@@ -8,11 +8,12 @@ from pathlib import Path
 from ..recipe.model import Recipe, Target
 from ..platforms import platform_for
 from ..sandbox import open_sandbox, prepare_environment
-from .checks import CheckResult, installed_checks, load_record, put_artifact
+from ..record import BuildRecord
+from .checks import CheckResult, installed_checks, put_artifact
 
 
 def install_and_check(recipe: Recipe, target: Target, artifact: Path, record_path: Path) -> list[CheckResult]:
-    record = load_record(record_path)
+    record = BuildRecord.read(record_path)
     environment = prepare_environment(target, "verify")
     pm = platform_for(target.family).package_manager_on(target.userland)
     with open_sandbox(target, environment.reference, role="verify", labels={"qmail-pkg.target": target.name}) as sandbox:
@@ -24,4 +25,4 @@ def install_and_check(recipe: Recipe, target: Target, artifact: Path, record_pat
                                 out.strip().splitlines()[-1] if out.strip() else "")
         if code != 0:
             return [installed]
-        return [installed, *installed_checks(sandbox, recipe, target, record["staged_manifest"])]
+        return [installed, *installed_checks(sandbox, recipe, target, record.staged_manifest)]

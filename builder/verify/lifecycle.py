@@ -25,7 +25,8 @@ from ..errors import VerifyError
 from ..recipe.model import Recipe, Target
 from ..platforms import platform_for
 from ..sandbox import Sandbox, open_sandbox, prepare_environment
-from .checks import CheckResult, installed_checks, load_record, put_artifact
+from ..record import BuildRecord, RecordError
+from .checks import CheckResult, installed_checks, put_artifact
 from .hosts import HOSTS, UP_SECONDS, Host, Supervision
 
 SVC_LOG = "/var/log/qmail-pkg-svc.log"
@@ -54,15 +55,12 @@ class BuiltPackage:
     """A package file with the build record written beside it."""
 
     path: Path
-    record: dict
+    record: BuildRecord
 
     @property
     def version(self) -> str:
         """As its format writes it (1.03-1+deb12, 1.03-1.el9)."""
-        for artifact in self.record.get("artifacts", []):
-            if artifact["file"] == self.path.name:
-                return artifact.get("version") or self.record["version"]
-        return self.record["version"]
+        return self.record.artifact(self.path.name).version
 
 
 @dataclass
@@ -78,14 +76,12 @@ class Report:
         return {"target": self.target, "passed": self.passed, "steps": [s.as_dict() for s in self.steps]}
 
 
-def find_record(artifact: Path) -> dict:
+def find_record(artifact: Path) -> BuildRecord:
     """The build record written beside the artifact by `qmail-pkg build`."""
-    records = sorted(artifact.parent.glob("*.build.json"))
-    for candidate in records:
-        record = load_record(candidate)
-        if any(a["file"] == artifact.name for a in record.get("artifacts", [])):
-            return record
-    raise VerifyError(f"{artifact}: no build record (*.build.json) beside it names this file; verify needs it")
+    try:
+        return BuildRecord.beside(artifact)
+    except RecordError as exc:
+        raise VerifyError(f"{exc}; verify needs it") from None
 
 
 class Lifecycle:
@@ -241,7 +237,7 @@ class Lifecycle:
             code, out = self.pm_install(artifact)
             if not self.result(f"install: {self.pm.name} installs it on a clean system", code == 0, _tail(out)):
                 return False
-        for check in installed_checks(self.box, self.recipe, self.target, artifact.record["staged_manifest"]):
+        for check in installed_checks(self.box, self.recipe, self.target, artifact.record.staged_manifest):
             self.add(check, "install")
         up = self.all_up("install")
         subject = f"verify-install-{int(time.time())}"
@@ -637,7 +633,7 @@ def run_verify(
     old_path = previous or (artifacts[0] if len(artifacts) > 1 else artifacts[-1])
     old = BuiltPackage(old_path, find_record(old_path))
     # the packages say which architecture's system they need
-    architecture = current.record.get("architecture", target.architecture)
+    architecture = current.record.architecture
     if architecture not in target.architectures:
         raise VerifyError(f"{current.path.name} is built for {architecture}, which {target.name} does not list")
     target = target.for_architecture(architecture)
