@@ -35,8 +35,8 @@ from builder.package import PACKAGERS  # noqa: E402
 from builder.package.nfpm import nfpm_binary  # noqa: E402
 from builder.pipeline import BuildOptions, build_target  # noqa: E402
 from builder.plan import SOURCES_IN_SANDBOX, make_plan  # noqa: E402
-from builder.recipe import load_recipe  # noqa: E402
-from builder.sandbox import prepare_environment  # noqa: E402
+from builder.recipe.loader import load_recipe  # noqa: E402
+from builder.environment import prepare_environment  # noqa: E402
 from builder.sources import prepare  # noqa: E402
 
 BUILDABLE = ("debian-11", "debian-12", "debian-13", "test-rpm", "test-pkg")

@@ -138,7 +138,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from .recipe import schema_text
+    from .recipe.loader import schema_text
 
     sys.stdout.write(schema_text())
     return 0
@@ -192,7 +192,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_images(args) -> int:
-    from .sandbox import prepare_environment
+    from .environment import prepare_environment
 
     recipe = _load(args.recipe)
     from .sandbox.images import ROLES

@@ -32,7 +32,8 @@ from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Board, Progress
 from .recipe.model import Recipe, Target
 from .platforms import platform_for
-from .sandbox import Environment, open_sandbox, prepare_environment
+from .environment import open_sandbox, prepare_environment
+from .sandbox import Environment
 from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
 from .sources import PreparedSource, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest

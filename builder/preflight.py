@@ -17,7 +17,7 @@ from .errors import BuildError, RecipeError
 from .package import packager_for
 from .pipeline import package_spec
 from .plan import DEFAULT_EPOCH, make_plan
-from .recipe import load_recipe
+from .recipe.loader import load_recipe
 from .recipe.model import Recipe, Target
 from .scripts import render_service_files, script_model
 from .staged import ContentStore, StagedTree

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .fixtures import write_sources
 from .pipeline import BuildOptions, build_target
-from .recipe import load_recipe
+from .recipe.loader import load_recipe
 from .verify.checks import CheckResult
 from .verify.install import install_and_check
 

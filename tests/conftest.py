@@ -60,7 +60,7 @@ def miniature(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def recipe(miniature):
-    from builder.recipe import load_recipe
+    from builder.recipe.loader import load_recipe
 
     return load_recipe(miniature[0])
 

@@ -17,7 +17,7 @@ from builder.engines import Engine, engine_for
 from builder.errors import QmailPkgError, SandboxError
 from builder.sandbox.images import image_spec
 
-from .conftest import RECIPE, artifact_of
+from .conftest import artifact_of
 from .test_recipe import MINIMAL, edit, load_text, problems_of
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def test_on_arm64_syncdir_needs_the_patch_and_works_with_it(engine, recipe, patc
     """In the arm64 build image (qemu-user): the classic numbers are missing,
     the miniature does not compile, as the real syncdir does not; with the
     patch's header it compiles, and a program linked with it works."""
-    from builder.sandbox import open_sandbox, prepare_environment
+    from builder.environment import open_sandbox, prepare_environment
 
     target = recipe.target("debian-12").for_architecture("arm64")
     environment = prepare_environment(target, "build")

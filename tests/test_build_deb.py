@@ -12,7 +12,8 @@ import pytest
 
 from builder.errors import BuildError
 from builder.sandbox.docker import DockerSandbox, LABEL, client
-from builder.sandbox.images import ensure_image, image_spec
+from builder.environment import ensure_image
+from builder.sandbox.images import image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check
 
@@ -180,7 +181,7 @@ def test_rebuild_is_bit_identical(built, recipe, miniature, tmp_path):
 def test_recipe_patches_are_applied_in_the_sandbox(engine, recipe, fixture_sources, tmp_path):
     """A patch listed in the recipe (file under patches/) changes what gets installed."""
     from builder.pipeline import BuildOptions, build_target
-    from builder.recipe import load_recipe
+    from builder.recipe.loader import load_recipe
 
     (tmp_path / "patches").mkdir()
     (tmp_path / "patches" / "boot-comment.patch").write_text(

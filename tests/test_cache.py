@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder.pipeline import BuildOptions, build_target
-from builder.recipe import load_recipe
+from builder.recipe.loader import load_recipe
 from builder.sandbox.docker import client
 
 from .conftest import RECIPE, TARGET, with_patches

@@ -131,12 +131,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_a_matrix_spread_over_two_engines_gives_the_same_bytes(second_engine, built, built_rpm, fixture_sources,
+def test_a_matrix_spread_over_two_engines_gives_the_same_bytes(second_engine, built, built_rpm, miniature,
                                                                tmp_path, capsys):
     since = str(int(time.time()) - 1)
-    sources = [f"--source={name}={path}" for name, path in fixture_sources.items()]
+    sources = ["--sources", str(miniature[1])]
     out = tmp_path / "spread"
-    code = main(["build", str(RECIPE), "--target", "debian-12", "--target", "test-rpm", "--jobs", "2", "--no-cache",
+    code = main(["build", str(miniature[0]), "--target", "debian-12", "--target", "test-rpm", "--jobs", "2", "--no-cache",
                  "--revision", "1", "--out", str(out), "--engine", f"test-*={second_engine}", "--json", *sources])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-3000:]

@@ -63,7 +63,7 @@ def make_wrapper(folder: Path) -> Path:
 
 def target_steps(name: str) -> tuple[tuple[str, ...], str]:
     """The real recipe's steps and cflags for one target."""
-    from builder.recipe import load_recipe
+    from builder.recipe.loader import load_recipe
 
     target = load_recipe(RECIPE).target(name)
     return target.steps, " ".join(target.cflags)
@@ -216,7 +216,7 @@ def test_without_syncdir_the_calls_come_from_libc(tmp_path):
 
 @needs_toolchain
 def test_gcc14_cflags_target_builds_too(tmp_path):
-    from builder.recipe import load_recipe
+    from builder.recipe.loader import load_recipe
 
     names = [t.name for t in load_recipe(RECIPE).targets if t.cflags]
     if not names:

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from builder.errors import RecipeError
 from builder.package import PackageSpec, packager_for
 from builder.preflight import load_checked, target_problems
-from builder.recipe import load_recipe
+from builder.recipe.loader import load_recipe
 from builder.scripts import render_library, script_model
 from builder.staged import ContentStore, StagedTree
 

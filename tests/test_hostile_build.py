@@ -14,8 +14,8 @@ import pytest
 from builder.archive import MAX_BYTES_ENV
 from builder.errors import BuildError
 from builder.pipeline import BuildOptions, build_target
-from builder.recipe import load_recipe
-from builder.sandbox.docker import DockerSandbox, LABEL, client
+from builder.recipe.loader import load_recipe
+from builder.sandbox.docker import DockerSandbox, client
 from builder.sandbox.images import image_spec
 
 from .conftest import RECIPE, TARGET, our_containers, with_patches
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.docker
 
 def _recipe_with_steps(tmp_path, *steps: str):
     text = RECIPE.read_text()
-    block = "".join(f"      - |\n" + "".join(f"        {line}\n" for line in step.splitlines()) for step in steps)
+    block = "".join("      - |\n" + "".join(f"        {line}\n" for line in step.splitlines()) for step in steps)
     anchor = "    image: qmail-pkg/debian-12\n"
     path = tmp_path / "hostile.yaml"
     path.write_text(text.replace(anchor, anchor + "    steps_after:\n" + block, 1))
@@ -152,7 +152,7 @@ def test_steps_reach_neither_the_network_nor_host_files(engine, fixture_sources,
             tmp_path,
             f"if {PROBE.format(addr=addr)}; then echo REACHED-THE-HOST; exit 1; fi",
             f"if {PROBE.format(addr=local)}; then echo REACHED-LOOPBACK; exit 1; fi",
-            f"if getent hosts localhost.invalid example.org; then exit 1; fi",
+            "if getent hosts localhost.invalid example.org; then exit 1; fi",
             # 'secre[t]' matches the marker's text but not this step's own
             # text, which the step runner keeps in the sandbox
             f"if [ -e {marker} ] || grep -rqs 'secre[t]' /build /tmp /root; then echo SAW-THE-HOST; exit 1; fi",

@@ -166,7 +166,7 @@ def test_a_jail_host_over_ssh_runs_the_same_commands_through_one_ssh_call(base):
 @pytest.mark.skipif(jail_tools_available() is not None, reason=f"no FreeBSD host here: {jail_tools_available()}")
 def test_freebsd_target_builds_in_a_jail(fixture_sources, tmp_path):  # pragma: no cover - FreeBSD hosts only
     from builder.pipeline import BuildOptions, build_target
-    from builder.recipe import load_recipe
+    from builder.recipe.loader import load_recipe
 
     from .conftest import RECIPE
 

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 
 from builder.errors import RecipeError
-from builder.recipe import load_recipe, schema_text, validate_paths
-from builder.recipe.loader import format_path
+from builder.recipe.loader import load_recipe, schema_text, validate_paths
+from builder.recipe.yamlpos import format_path
 from builder.recipe.model import Layout, Recipe, Services
 
 from .conftest import with_patches

@@ -20,7 +20,7 @@ from builder.repo.base import PublishError
 from builder.repo.gpg import SigningError, Signer
 from builder.repo.publish import publish as publish_into
 from builder.sandbox.docker import DockerSandbox
-from builder.sandbox import prepare_environment
+from builder.environment import prepare_environment
 
 from .conftest import TARGET, artifact_of
 
@@ -61,7 +61,7 @@ def gnupg(tmp_path_factory):
 
 def publish(artifacts: Path, repo: Path, **options):
     """A publish of miniature builds (their records name the miniature recipe)."""
-    from builder.recipe import load_recipe
+    from builder.recipe.loader import load_recipe
 
     recipe = next(artifacts.glob("*/*.build.json")).read_text()
     recipe_path = json.loads(recipe)["recipe"]["path"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from builder.recipe import load_recipe
+from builder.recipe.loader import load_recipe
 from builder.recipe.model import Accounts, Group, User
 from builder.scripts import (
     ScriptModel,
@@ -405,7 +405,8 @@ def test_smtpd_run_refuses_without_rcpthosts(model, tmp_path):
 @pytest.fixture(scope="module")
 def container(engine, recipe):
     """Real runs need the engine and the image: fail loudly rather than skip."""
-    from builder.sandbox.images import ensure_image, image_spec
+    from builder.environment import ensure_image
+    from builder.sandbox.images import image_spec
 
     spec = image_spec(recipe.target("debian-12"), "build")
     assert spec.reference == IMAGE

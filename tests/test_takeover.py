@@ -12,14 +12,11 @@ while qmail-send is down (SMTP not enabled). Then the package is installed:
 
 from __future__ import annotations
 
-import io
-import subprocess
-import tarfile
 import time
 
 import pytest
 
-from builder.recipe import load_recipe
+from builder.recipe.loader import load_recipe
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
 from builder.verify.checks import put_artifact

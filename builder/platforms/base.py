@@ -6,13 +6,11 @@ import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from ..errors import SandboxError, VerifyError
-
-if TYPE_CHECKING:  # only for annotations: platforms sit below the stages that use them
-    from ..recipe.model import Accounts, Target
-    from ..sandbox.images import ImageSpec
+from ..recipe.model import Accounts, Target
+from ..sandbox.images import ImageSpec
 
 Steps = list[tuple[str, tuple[str, ...]]]  # (title, argv) run in the build sandbox
 
@@ -73,7 +71,7 @@ class Platform:
         (test targets install packages on a foreign one)."""
         return self.package_manager
 
-    def version_suffix(self, target: "Target") -> str:
+    def version_suffix(self, target: Target) -> str:
         """Appended to the package revision so that builds for different
         releases of the family never share a version (and sort upward)."""
         return ""
@@ -81,12 +79,12 @@ class Platform:
     def state_dir(self, package: str) -> str:
         return f"{self.bookkeeping_root}/{package}"
 
-    def systemd_unit_dir(self, target: "Target") -> str:
+    def systemd_unit_dir(self, target: Target) -> str:
         """Where the package ships its systemd units; "" where the family
         has no systemd (the package then supervises with daemontools only)."""
         return "/usr/lib/systemd/system"
 
-    def account_steps(self, accounts: "Accounts") -> Steps:
+    def account_steps(self, accounts: Accounts) -> Steps:
         """Commands that create the accounts in a build sandbox of this
         userland (shadow-utils on Linux)."""
         steps: Steps = []
@@ -119,7 +117,7 @@ class Platform:
         raise VerifyError(f"power-cut machines are made for Debian targets here; {self.family} has no "
                           "machine image recipe (its userland cannot be bootstrapped on this host)")
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
+    def bootstrap(self, spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
         raise SandboxError(
             f"image {spec.reference} is missing, and {self.family} images cannot be made on this host; "
             f"make it from containers/{spec.family}/ where that is possible"

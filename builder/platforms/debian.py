@@ -11,15 +11,15 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..commands import require, run
+from ..emulation import host_architecture, require_emulation
 from ..errors import SandboxError, VerifyError
+from ..recipe.model import Target
+from ..sandbox.docker import client, import_rootfs
+from ..sandbox.images import DEFINITION_LABEL, PACKAGES_LABEL, ImageSpec
 from .base import PackageManager, Platform, Steps
 from .gnu import STRIP_SUFFIX, strip_steps
-
-if TYPE_CHECKING:
-    from ..recipe.model import Target
-    from ..sandbox.images import ImageSpec
 
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
 VM_INITRAMFS_HOOK = Path(__file__).resolve().parent / "debian-initramfs-hook.sh"
@@ -43,14 +43,14 @@ class DebianPlatform(Platform):
                           " && DEBIAN_FRONTEND=noninteractive dpkg-reconfigure {name}",
     )
 
-    def version_suffix(self, target: "Target") -> str:
+    def version_suffix(self, target: Target) -> str:
         # 1.03-1+deb11 < 1.03-1+deb12 < 1.03-1+deb13: a dist-upgrade takes the newer build.
         return f"+deb{target.release}"
 
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return strip_steps(roots)
 
-    def systemd_unit_dir(self, target: "Target") -> str:
+    def systemd_unit_dir(self, target: Target) -> str:
         # Before trixie, Debian's systemd units live in /lib (lintian and
         # deb-systemd-helper expect them there, and a bullseye host need not
         # be merged-/usr); from trixie on, files in /lib are aliased locations
@@ -73,12 +73,10 @@ class DebianPlatform(Platform):
                         relations.append(relation)
         return tuple(relations)
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
+    def bootstrap(self, spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
         bootstrap_with_mmdebstrap(spec, log, engine)
 
     def vm_userland(self, suite: str, architecture: str, init: Path, dest: Path, log: Callable[[str], None]) -> None:
-        from ..commands import require, run
-
         require("mmdebstrap", "mmdebstrap", VerifyError)
         mirror = host_debian_mirror()
         packages = [f"linux-image-{architecture}", "initramfs-tools", "e2fsprogs", "xfsprogs", "kmod", "util-linux"]
@@ -171,12 +169,9 @@ def _offered_hooks(offered: tuple[str, ...]) -> list[str]:
     ]
 
 
-def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
+def bootstrap_with_mmdebstrap(spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
     """A Debian userland from the host's mirror, `docker import`ed with the
     label that records its definition (no registry involved)."""
-    from ..sandbox.docker import client
-    from ..sandbox.images import DEFINITION_LABEL, PACKAGES_LABEL
-
     if not shutil.which("mmdebstrap"):
         raise SandboxError("image bootstrap needs mmdebstrap (apt-get install mmdebstrap)")
     if not spec.suite:
@@ -203,8 +198,6 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], eng
         ]
         log(f"bootstrapping {spec.reference} ({spec.suite}, {spec.architecture}, {len(spec.packages)} packages) "
             f"from {mirror}")
-        from ..emulation import host_architecture, require_emulation
-
         if spec.architecture != host_architecture():
             require_emulation(spec.architecture)
         result = subprocess.run(command, capture_output=True, text=True)
@@ -220,21 +213,5 @@ def bootstrap_with_mmdebstrap(spec: "ImageSpec", log: Callable[[str], None], eng
             "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             'CMD ["/bin/sh"]',
         ]
-        import_rootfs(client(engine), rootfs, repository, tag or "latest", changes, spec.architecture)
+        import_rootfs(client(engine), rootfs, spec.reference, changes)
         log(f"imported {spec.reference}")
-
-
-def import_rootfs(connection, rootfs: Path, repository: str, tag: str, changes: list[str], architecture: str) -> None:
-    """`docker import` with the image's true platform (the SDK's import call
-    has no platform: an arm64 userland would be labelled as the host's)."""
-    from ..sandbox.docker import oci_platform
-
-    api = connection.api
-    params = {"fromSrc": "-", "repo": repository, "tag": tag, "changes": changes,
-              "platform": oci_platform(architecture)}
-    with open(rootfs, "rb") as data:
-        response = api._post(api._url("/images/create"), data=data, params=params,
-                             headers={"Content-Type": "application/tar"}, timeout=None)
-    api._raise_for_status(response)
-    if '"error"' in response.text:  # the engine reports failures inside a 200 stream
-        raise SandboxError(f"docker import of {repository}:{tag} failed: {response.text.strip()[-300:]}")

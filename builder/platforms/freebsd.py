@@ -5,14 +5,11 @@ qmail ids (users 81-87, groups 81 qnofiles and 82 qmail)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..errors import SandboxError
+from ..recipe.model import Accounts, Target
+from ..sandbox.images import ImageSpec
 from .base import PackageManager, Platform, Steps
-
-if TYPE_CHECKING:
-    from ..recipe.model import Accounts
-    from ..sandbox.images import ImageSpec
 
 # FreeBSD's stat(1) spells -c as -f, with %Lp for the permission bits.
 STRIP_SCRIPT = r"""
@@ -51,10 +48,10 @@ class FreeBSDPlatform(Platform):
         installed="pkg info -e {name}",
     )
 
-    def systemd_unit_dir(self, target: "Target") -> str:
+    def systemd_unit_dir(self, target: Target) -> str:
         return ""  # no systemd: daemontools (sysutils/daemontools) supervises
 
-    def account_steps(self, accounts: "Accounts") -> Steps:
+    def account_steps(self, accounts: Accounts) -> Steps:
         steps: Steps = []
         for group in accounts.groups:
             steps.append((f"create group {group.name} ({group.gid})",
@@ -68,7 +65,7 @@ class FreeBSDPlatform(Platform):
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return [("strip binaries (owners and modes kept)", ("sh", "-eu", "-c", STRIP_SCRIPT, "strip", *roots))]
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
+    def bootstrap(self, spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
         raise SandboxError(
             f"{spec.reference}: FreeBSD targets build in jails made from a base release tree, not in images; "
             f"set {JAIL_BASE_ENV} to a folder holding extracted base releases (e.g. .../14.1-RELEASE) on a FreeBSD host"

@@ -13,15 +13,12 @@ import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from ..errors import SandboxError
+from ..recipe.model import Target
+from ..sandbox.images import DEFINITION_LABEL, ImageSpec, containers_dir
 from .base import PackageManager, Platform, Steps
 from .gnu import STRIP_SUFFIX, strip_steps
-
-if TYPE_CHECKING:
-    from ..recipe.model import Target
-    from ..sandbox.images import ImageSpec
 
 # rpm's own dependency generator (rpm-build on RHEL, Debian's rpm package),
 # on the ELF files below the given roots.
@@ -60,7 +57,7 @@ class RhelPlatform(Platform):
     # /usr/sbin/sendmail belongs to the "mta" alternative: the scripts register qmail there.
     ships_sendmail_links = False
 
-    def version_suffix(self, target: "Target") -> str:
+    def version_suffix(self, target: Target) -> str:
         major = target.release.split(".")[0]
         return f".el{major}" if major.isdigit() else f".{major}"
 
@@ -85,9 +82,7 @@ class RhelPlatform(Platform):
         found = [line.strip() for line in output if _CAPABILITY.fullmatch(line.strip())]
         return tuple(dict.fromkeys(found))
 
-    def bootstrap(self, spec: "ImageSpec", log: Callable[[str], None], engine=None) -> None:
-        from ..sandbox.images import DEFINITION_LABEL, containers_dir
-
+    def bootstrap(self, spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
         folder = containers_dir() / "rhel"
         command = ["docker", "build", "--build-arg", f"RELEASE={spec.suite or '9'}", "--build-arg", f"ROLE={spec.role}",
                    "--label", f"{DEFINITION_LABEL}={spec.definition_hash}", "-t", spec.reference, str(folder)]

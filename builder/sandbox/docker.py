@@ -15,10 +15,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+import docker
+import docker.errors
+import docker.tls
+
 from ..archive import Limits
 from ..errors import SandboxError
 from ..staged import StreamReader
-from . import OutputSink
+from .base import OutputSink
 
 LABEL = "qmail-pkg"
 # Capabilities a compile-and-install never needs. Builds keep the defaults they
@@ -35,10 +39,6 @@ def client(engine=None):
     """A Docker client that answers, or a SandboxError saying how to get one.
     `engine` (builder.engines.Engine) names another engine than the local one."""
     try:
-        import docker
-        import docker.errors
-        import docker.tls
-
         if engine is None:
             connection = docker.from_env(timeout=600)
         else:
@@ -60,13 +60,38 @@ def client(engine=None):
 
 
 def image_exists(engine, reference: str) -> bool:
-    import docker.errors
-
     try:
         engine.images.get(reference)
         return True
     except docker.errors.ImageNotFound:
         return False
+
+
+def image_labels(engine, reference: str) -> dict[str, str]:
+    return engine.images.get(reference).labels or {}
+
+
+def image_identity(engine, reference: str) -> str:
+    return engine.images.get(reference).id
+
+
+def send_image(reference: str, source, destination) -> None:
+    """Copy an image from one engine to another (streamed: an image is
+    hundreds of megabytes), so both build from the same image id."""
+    destination.images.load(source.images.get(reference).save(named=True))
+
+
+def import_rootfs(engine, rootfs: Path, reference: str, changes: list[str]) -> None:
+    """`docker import` of a root filesystem tarball with Dockerfile changes
+    (LABEL, ENV, CMD). The engine records the host's architecture whatever
+    the tree holds; the true one travels in a label (see _platform_for)."""
+    repository, _, tag = reference.rpartition(":")
+    try:
+        engine.api.import_image(src=str(rootfs), repository=repository, tag=tag or "latest", changes=changes)
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"docker import of {reference} failed: {exc.explanation or exc}") from None
+    if not image_exists(engine, reference):
+        raise SandboxError(f"docker import of {reference} reported no error but made no image")
 
 
 def tar_of_file(name: str, content: bytes, mode: int) -> bytes:
@@ -157,22 +182,8 @@ class DockerSandbox:
         self._engine = None
         self._container = None
 
-    @staticmethod
-    def prepare(target, role: str, log, engine=None) -> "Environment":
-        from . import Environment
-        from .images import ensure_image, image_labels, image_spec
-
-        spec = image_spec(target, role)
-        identity = ensure_image(spec, log, engine)
-        labels = image_labels(spec.reference, engine)
-        details = tuple(sorted((key.split(".", 1)[1], value) for key, value in labels.items()
-                               if key.startswith("qmail-pkg.")))
-        return Environment(spec.reference, identity, details)
-
     # -- lifecycle -------------------------------------------------------
     def start(self) -> None:
-        import docker.errors
-
         self._engine = client(self.engine_settings)
         try:
             self._container = self._engine.containers.run(
@@ -225,8 +236,6 @@ class DockerSandbox:
         engine for linux/arm64 would make it look for the image in a
         registry. The image's own label (qmail-pkg.architecture) says the
         truth; binfmt runs its programs either way."""
-        import docker.errors
-
         try:
             recorded = self._engine.images.get(image).attrs.get("Architecture", "")
         except docker.errors.ImageNotFound:
@@ -236,8 +245,6 @@ class DockerSandbox:
     def destroy(self) -> None:
         if self._container is None:
             return
-        import docker.errors
-
         try:
             self._container.remove(force=True)
         except docker.errors.NotFound:

@@ -1,24 +1,19 @@
-"""Base images for build and verification sandboxes.
-
-An image named by a target is used as it is when present. Otherwise the
-platform of the image's userland makes it from the definitions in
-containers/<userland>/ (Debian: mmdebstrap from the host's own mirror and
-`docker import`, no registry needed). Images we make carry a label with the
-hash of their definition, so a changed package list rebuilds them.
-"""
+"""Image definitions for build and verification sandboxes: which image a
+target's sandbox of a role starts from, and what goes into it
+(containers/<userland>/<role>.packages, read as data). Images we make carry
+a label with the hash of their definition, so a changed package list
+rebuilds them; making one is the platform's business, decided above this
+module (builder/environment.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SandboxError
-from ..platforms import platform_for
 from ..recipe.model import Target
-from .docker import client, image_exists
 
 DEFINITION_LABEL = "qmail-pkg.definition"
 PACKAGES_LABEL = "qmail-pkg.packages"  # name=version of everything in an image we made
@@ -99,38 +94,4 @@ def image_spec(target: Target, role: str) -> ImageSpec:
                      target.architecture, tuple(_read_list(offered)) if offered.exists() else ())
 
 
-def _labels(engine, reference: str) -> dict[str, str]:
-    return engine.images.get(reference).labels or {}
-
-
-def image_labels(reference: str, where=None) -> dict[str, str]:
-    return _labels(client(where), reference)
-
-
-def _current(engine, spec: ImageSpec) -> bool:
-    if not image_exists(engine, spec.reference):
-        return False
-    made_here = _labels(engine, spec.reference).get(DEFINITION_LABEL)
-    # An image we did not make is the user's choice: use it as it is.
-    return made_here is None or made_here == spec.definition_hash
-
-
-def ensure_image(spec: ImageSpec, log: Callable[[str], None] = lambda line: None, where=None) -> str:
-    """Make sure spec.reference exists and is current on the engine `where`
-    (None: the local one); return its image id. A remote engine gets the
-    local engine's image when that one is current (the same id: builds on
-    both give the same bytes), else one bootstrapped here and imported."""
-    engine = client(where)
-    if _current(engine, spec):
-        return engine.images.get(spec.reference).id
-    if where is not None:
-        local = client()
-        if _current(local, spec):
-            log(f"{spec.reference}: sending the local image to {where.url}")
-            # streamed: an image is hundreds of megabytes
-            engine.images.load(local.images.get(spec.reference).save(named=True))
-            return engine.images.get(spec.reference).id
-    elif image_exists(engine, spec.reference):
-        log(f"{spec.reference}: definition changed, rebuilding")
-    platform_for(spec.family).bootstrap(spec, log, where)
-    return engine.images.get(spec.reference).id
+__all__ = ["DEFINITION_LABEL", "ImageSpec", "PACKAGES_LABEL", "ROLES", "containers_dir", "image_spec"]

@@ -15,6 +15,7 @@ drives this backend and Docker: only "how to run a command inside" differs.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import platform
@@ -31,7 +32,7 @@ from typing import BinaryIO
 from ..archive import Limits
 from ..errors import SandboxError
 from ..staged import StreamReader
-from . import OutputSink
+from .base import Environment, OutputSink
 from .docker import tar_of_file, tar_of_trees
 
 JAIL_BASE_ENV = "QMAIL_PKG_JAIL_BASE"
@@ -74,31 +75,24 @@ class JailSandbox:
         # A jail host reached over ssh (builders settings `jail: ssh://...`):
         # every command below is the same, only prefixed by one ssh call, so
         # what runs on the FreeBSD host is exactly what runs locally there.
-        self._ssh = ssh_prefix(engine.url) if engine is not None and engine.kind == "jail" else None
+        self._ssh = ssh_prefix(engine.url) if engine is not None else None
         self._system = host_system or (None if self._ssh else platform.system())
         self._clone: str | None = None
         # cap_add has no jail equivalent: ptrace inside a jail follows security.bsd.* sysctls.
         # A jail runs the host's architecture: an aarch64 target needs an aarch64 jail host.
         del cap_add, architecture
 
-    @staticmethod
-    def prepare(target, role: str, log, engine=None, **injected) -> "Environment":
-        """The base release the jails of this target copy: checked, and named
-        by a digest of its freebsd-version (which names the patch level)."""
-        import hashlib
-
-        from . import Environment
-
-        probe = JailSandbox(target.image, role=role, engine=engine, **injected)
-        base = probe._base()
-        result = probe._runner(probe.host_command(["cat", str(base / "bin" / "freebsd-version")]), capture_output=True)
+    def base_release(self, log: OutputSink, where: str = "local") -> Environment:
+        """The base release this jail copies: checked, and named by a digest
+        of its freebsd-version (which names the patch level)."""
+        base = self._base()
+        result = self._runner(self.host_command(["cat", str(base / "bin" / "freebsd-version")]), capture_output=True)
         version = result.stdout if result.returncode == 0 else b""
         if isinstance(version, str):
             version = version.encode()
         digest = hashlib.sha256(version).hexdigest() if version else "unknown"
-        where = f" on {engine.url}" if probe._ssh else ""
-        log(f"jail base {base}{where} (freebsd-version sha256 {digest[:12]})")
-        return Environment(probe.release, f"sha256:{digest}", (("jail host", engine.url if probe._ssh else "local"),))
+        log(f"jail base {base}" + (f" on {where}" if self._ssh else "") + f" (freebsd-version sha256 {digest[:12]})")
+        return Environment(self.release, f"sha256:{digest}", (("jail host", where if self._ssh else "local"),))
 
     # -- commands (pure: unit-tested without a FreeBSD host) ------------------
     def host_command(self, argv: Sequence[str]) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..recipe.model import Recipe, Target
 from ..platforms import platform_for
-from ..sandbox import open_sandbox, prepare_environment
+from ..environment import open_sandbox, prepare_environment
 from ..record import BuildRecord
 from .checks import CheckResult, installed_checks, put_artifact
 

@@ -24,7 +24,8 @@ from ..emulation import emulated
 from ..errors import VerifyError
 from ..recipe.model import Recipe, Target
 from ..platforms import platform_for
-from ..sandbox import Sandbox, open_sandbox, prepare_environment
+from ..environment import open_sandbox, prepare_environment
+from ..sandbox import Sandbox
 from ..record import BuildRecord, RecordError
 from .checks import CheckResult, installed_checks, put_artifact
 from .hosts import HOSTS, UP_SECONDS, Host, Supervision

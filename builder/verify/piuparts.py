@@ -87,7 +87,7 @@ def _safe_name(reference: str) -> str:
 def base_tarball(target: Target, log: Callable[[str], None] = lambda line: None) -> Path:
     """The target's verification image as a gzipped tarball for --basetgz,
     made once per image id (`docker export` of a container never started)."""
-    from ..sandbox import prepare_environment
+    from ..environment import prepare_environment
     from ..sandbox.docker import LABEL, client
 
     environment = prepare_environment(target, "verify", log)
