@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import QmailPkgError, RecipeError
+from .errors import QmailPkgError, RecipeError, printable
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
@@ -50,7 +50,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line like every other error."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, printable(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def _source_override(text: str) -> tuple[str, Path]:
@@ -185,9 +185,9 @@ def cmd_build(args) -> int:
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
     for outcome in outcomes:
         if len(outcomes) == 1 and outcome.status == "failed":
-            print(f"qmail-pkg: error: {outcome.reason}", file=sys.stderr)
+            print(printable(f"qmail-pkg: error: {outcome.reason}"), file=sys.stderr)
         elif outcome.status in ("failed", "skipped"):
-            print(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}", file=sys.stderr)
+            print(printable(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}"), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -508,10 +508,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RecipeError as exc:
         for line in exc.problems:
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
         return 1
     except QmailPkgError as exc:
-        print(f"qmail-pkg: error: {exc}", file=sys.stderr)
+        # messages quote names from archives, sandboxes and the environment:
+        # whatever a module forgot to escape, one error stays one line
+        print(printable(f"qmail-pkg: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("qmail-pkg: interrupted; sandboxes removed", file=sys.stderr)
@@ -522,8 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             where = f" ({exc.filename})" if exc.filename else ""
-            print(f"qmail-pkg: error: no space left on the device{where}; free some space "
-                  "(`docker image prune` removes unused images) and run again", file=sys.stderr)
+            print(printable(f"qmail-pkg: error: no space left on the device{where}; free some space "
+                            "(`docker image prune` removes unused images) and run again"), file=sys.stderr)
             return 1
         return _internal(exc)
     except Exception as exc:  # a bug: say so in one line, traceback only on request
@@ -536,7 +538,7 @@ def _internal(exc: BaseException) -> int:
     if os.environ.get("QMAIL_PKG_DEBUG"):
         traceback.print_exception(exc)
     print(
-        f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)",
+        printable(f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)"),
         file=sys.stderr,
     )
     return EXIT_INTERNAL

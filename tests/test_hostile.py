@@ -310,7 +310,9 @@ ARCHIVES: dict[str, tuple[list[dict], str]] = {
     "character-device": ([{"name": "pkg/dev", "type": tarfile.CHRTYPE, "data": b""}], "member 'pkg/dev': special file (device, FIFO) refused"),
     "block-device": ([{"name": "pkg/blk", "type": tarfile.BLKTYPE, "data": b""}], "member 'pkg/blk': special file (device, FIFO) refused"),
     "fifo": ([{"name": "pkg/fifo", "type": tarfile.FIFOTYPE, "data": b""}], "member 'pkg/fifo': special file (device, FIFO) refused"),
-    "newline-in-a-name": ([_file("pkg/a\nb")], "member 'pkg/a\nb': control character in the name refused"),
+    # quoted escaped: the message stays one line, an ESC cannot drive the terminal
+    "newline-in-a-name": ([_file("pkg/a\nb")], "member 'pkg/a\\nb': control character in the name refused"),
+    "escape-sequence-in-a-name": ([_file("pkg/\x1b[2Ja")], "member 'pkg/\\x1b[2Ja': control character in the name refused"),
     # the chains: each link stays inside on its own, together they climb out
     "through-a-symlink-to-its-parent": ([_dir("d"), _link("d/l", ".."), _file("d/l/x")],
         "member 'd/l/x': its path passes through 'l', which is not a folder (a symlink or a file)"),

@@ -24,8 +24,7 @@ import jsonschema
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from builder.archive import kind_name
-from builder.errors import RecipeError
+from builder.errors import RecipeError, kind_name, printable
 from builder.platforms import platform_for
 from builder.recipe.model import (
     Accounts,
@@ -153,7 +152,7 @@ class _Report:
     def add(self, position: Position, path: FieldPath, message: str) -> None:
         line, col = position
         # One problem, one line: a value quoted into a message must not break it.
-        text = _one_line(f"{self.file}:{line}:{col}: {format_path(path)}: {message}")
+        text = printable(f"{self.file}:{line}:{col}: {format_path(path)}: {message}")
         if text not in self.seen:  # an aliased value can fail the same way twice
             self.seen.add(text)
             self.found.append((position, text))
@@ -182,10 +181,6 @@ class _Report:
     def problems(self) -> list[str]:
         # stable sort: problems on one position keep the order they were found in
         return [text for _, text in sorted(self.found, key=lambda item: item[0])]
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"[\x00-\x1f\x7f]", lambda found: repr(found.group())[1:-1], text)
 
 
 def _position(node: Node) -> Position:
