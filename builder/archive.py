@@ -27,12 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from .environ import EXTRACT_MAX_BYTES, EXTRACT_MAX_MEMBERS
 from .errors import SourceError, kind_name, printable
 
-MAX_BYTES_ENV = "QMAIL_PKG_EXTRACT_MAX_BYTES"
-MAX_MEMBERS_ENV = "QMAIL_PKG_EXTRACT_MAX_MEMBERS"
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # real qmail + syncdir extract to about 1.2 MB
-DEFAULT_MAX_MEMBERS = 50_000  # qmail-1.03 has 433 entries
+MAX_BYTES_ENV = EXTRACT_MAX_BYTES.name
+MAX_MEMBERS_ENV = EXTRACT_MAX_MEMBERS.name
+DEFAULT_MAX_BYTES = EXTRACT_MAX_BYTES.default  # real qmail + syncdir extract to about 1.2 MB
+DEFAULT_MAX_MEMBERS = EXTRACT_MAX_MEMBERS.default  # qmail-1.03 has 433 entries
 MAX_NAME = 1024  # bytes in one member path
 _CHUNK = 1 << 16
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -40,15 +41,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def no_space(where: Path) -> str:
     return f"no space left on the device holding {where}; free some space or set TMPDIR to a roomier folder"
-
-
-def _env_limit(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise SourceError(f"{name}={text!r}: must be a positive whole number")
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ class Limits:
 
     @classmethod
     def from_environment(cls) -> "Limits":
-        return cls(_env_limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES), _env_limit(MAX_MEMBERS_ENV, DEFAULT_MAX_MEMBERS))
+        return cls(EXTRACT_MAX_BYTES.read(), EXTRACT_MAX_MEMBERS.read())
 
 
 def has_control_characters(text: str) -> bool:

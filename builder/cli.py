@@ -14,7 +14,12 @@ import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import QmailPkgError, RecipeError, printable
+from .cache import default_cache_dir as default_build_cache_dir
+from .environ import PATH_SHOWN, check_integer_settings, folder_path
+from .errors import QmailPkgError, RecipeError, printable, quoted
+from .sources import default_cache_dir as default_sources_dir
+from .verify.piuparts import bases_dir as piuparts_bases_dir
+from .verify.powercut.images import cache_dir as machine_cache_dir
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
@@ -145,18 +150,23 @@ def cmd_schema(args) -> int:
 
 
 def _build_options(args):
+    """Everything a build takes from the command line and the environment,
+    checked before its first container: the folders (each a folder, or a
+    path where one can be made), the integer settings, the engines."""
     from .engines import load_settings
     from .pipeline import BuildOptions
-    from .sources import default_cache_dir
 
+    check_integer_settings()
     return BuildOptions(
-        out_dir=Path(args.out).resolve(),
-        sources_dir=Path(args.sources).resolve() if args.sources else default_cache_dir(),
+        out_dir=folder_path(args.out, f"--out {quoted(args.out, PATH_SHOWN)}").resolve(),
+        sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve() if args.sources
+                     else default_sources_dir()),
         overrides=tuple(args.source or ()),
         revision=args.revision,
         jobs=args.make_jobs,
         quiet=args.json,
         use_cache=not args.no_cache,
+        cache_dir=default_build_cache_dir(),
         engines=tuple(args.engine or ()) + load_settings(),
         choices=tuple(args.choices or ()),
     )
@@ -170,8 +180,9 @@ def cmd_build(args) -> int:
     recipe = _load(args.recipe)
     targets = _builds(_targets(recipe, args.target, args.all), args.arch)
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
+    options = _build_options(args)
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
-    matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable,
+    matrix = Matrix(recipe, targets, options, jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
     outcomes = matrix.run()
     if args.json:
@@ -197,6 +208,7 @@ def cmd_images(args) -> int:
     recipe = _load(args.recipe)
     from .sandbox.images import ROLES
 
+    check_integer_settings()  # image bootstraps inherit SOURCE_DATE_EPOCH
     roles = ROLES if args.verify else ("build",)
     for target in _builds(_targets(recipe, args.target, args.all), args.arch):
         for role in roles:
@@ -208,6 +220,8 @@ def cmd_images(args) -> int:
 def cmd_selftest(args) -> int:
     from .selftest import run_selftest
 
+    check_integer_settings()
+    default_build_cache_dir()  # checked here: the build reaches its cache after its image
     return run_selftest(Path(args.out).resolve() if args.out else None, target_name=args.target)
 
 
@@ -216,6 +230,7 @@ def cmd_verify(args) -> int:
 
     recipe = _load(args.recipe)
     target = _targets(recipe, [args.target], False)[0]
+    check_integer_settings()  # harvests from sandboxes are bounded by them
     if args.power_cut:
         return _power_cut(args, recipe, target)
     from .verify.hosts import HOSTS, host_named
@@ -244,6 +259,7 @@ def _power_cut(args, recipe, target) -> int:
     from .verify.lifecycle import find_record
     from .verify.powercut import FILESYSTEMS, PowerCutOptions, run_power_cut
 
+    machine_cache_dir()  # QMAIL_PKG_VM_CACHE (or the XDG cache) is a folder, before any machine is made
     if len(args.artifacts) != 1:
         raise VerifyError("--power-cut takes one package (and --baseline for the comparison)")
     package = Path(args.artifacts[0]).resolve()
@@ -283,6 +299,8 @@ def _power_cut(args, recipe, target) -> int:
 def cmd_piuparts(args) -> int:
     from .verify.piuparts import run_piuparts
 
+    check_integer_settings()
+    piuparts_bases_dir()  # QMAIL_PKG_PIUPARTS_BASES (or the XDG cache) is a folder, before any container
     recipe = _load(args.recipe)
     target = _targets(recipe, [args.target], False)[0]
     if args.log and len(args.artifacts) > 1:

@@ -51,6 +51,14 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda found: repr(found.group())[1:-1], text)
 
 
+def quoted(text: str, limit: int = 200) -> str:
+    """A value we were handed, quoted for a one-line message: escaped, and
+    cut short (it can be thousands of characters long)."""
+    if len(text) <= limit:
+        return f"'{printable(text)}'"
+    return f"'{printable(text[:limit])}...' ({len(text)} characters)"
+
+
 def kind_name(mode: int) -> str:
     """What a file is, for a message that refuses it ("a FIFO")."""
     for test, name in ((stat.S_ISREG, "a regular file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
