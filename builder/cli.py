@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .cache import default_cache_dir as default_build_cache_dir
+from .engines import EngineError, check_engines, load_settings, parse_flag
 from .environ import PATH_SHOWN, check_integer_settings, folder_path
 from .errors import QmailPkgError, RecipeError, printable, quoted
 from .sources import default_cache_dir as default_sources_dir
@@ -75,8 +76,6 @@ def _option(value: bool):
 
 
 def _engine(text: str):
-    from .engines import EngineError, parse_flag
-
     try:
         return parse_flag(text)
     except EngineError as exc:
@@ -149,14 +148,15 @@ def cmd_schema(args) -> int:
     return 0
 
 
-def _build_options(args):
+def _build_options(args, targets):
     """Everything a build takes from the command line and the environment,
     checked before its first container: the folders (each a folder, or a
     path where one can be made), the integer settings, the engines."""
-    from .engines import load_settings
     from .pipeline import BuildOptions
 
     check_integer_settings()
+    engines = tuple(args.engine or ()) + load_settings()
+    check_engines(targets, engines)
     return BuildOptions(
         out_dir=folder_path(args.out, f"--out {quoted(args.out, PATH_SHOWN)}").resolve(),
         sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve() if args.sources
@@ -167,7 +167,7 @@ def _build_options(args):
         quiet=args.json,
         use_cache=not args.no_cache,
         cache_dir=default_build_cache_dir(),
-        engines=tuple(args.engine or ()) + load_settings(),
+        engines=engines,
         choices=tuple(args.choices or ()),
     )
 
@@ -180,7 +180,7 @@ def cmd_build(args) -> int:
     recipe = _load(args.recipe)
     targets = _builds(_targets(recipe, args.target, args.all), args.arch)
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
-    options = _build_options(args)
+    options = _build_options(args, targets)
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
     matrix = Matrix(recipe, targets, options, jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
@@ -424,8 +424,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--no-cache", action="store_true", help="build even when the build cache holds the result")
     p.add_argument("--engine", action="append", type=_engine, metavar="PATTERN=URL",
-                   help="build targets matching PATTERN on another Docker engine (unix://, ssh://, tcp://) "
-                        "or FreeBSD jail host; also read from $QMAIL_PKG_BUILDERS or ~/.config/qmail-pkg/builders.yaml")
+                   help="build targets matching PATTERN on another Docker engine (unix://, ssh://; tcp:// needs "
+                        "the settings file's TLS) or, with jail+ssh://, on a FreeBSD jail host; also read from "
+                        "$QMAIL_PKG_BUILDERS or ~/.config/qmail-pkg/builders.yaml")
     p.add_argument("--check-reproducible", action="store_true",
                    help="build twice (other folder, host name, time zone, umask, make -j1) and compare the bytes; "
                         "a difference is explained by diffoscope, its report kept beside the artifacts")
