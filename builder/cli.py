@@ -15,6 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .cache import default_cache_dir as default_build_cache_dir
+from .ci import default_destination, render_pipeline, write_pipeline
 from .engines import EngineError, check_engines, load_settings, parse_flag
 from .environ import PATH_SHOWN, check_integer_settings, folder_path
 from .errors import QmailPkgError, RecipeError, printable, quoted
@@ -371,19 +372,14 @@ def cmd_clean(args) -> int:
 
 
 def cmd_ci(args) -> int:
-    from .ci import default_destination, render_pipeline
-
     recipe = _load(args.recipe)
     text = render_pipeline(args.provider, recipe, args.recipe)
     if args.out == "-":
         sys.stdout.write(text)
         return 0
-    destination = Path(args.out) if args.out else default_destination(args.provider)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.partial")
-    partial.write_text(text)
-    partial.replace(destination)  # never a half-written pipeline
-    print(f"wrote {destination}")
+    destination = args.out if args.out else str(default_destination(args.provider))
+    write_pipeline(destination, text)
+    print(printable(f"wrote {destination}"))
     return 0
 
 

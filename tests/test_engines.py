@@ -201,15 +201,27 @@ def test_ci_pipelines_are_valid_for_their_provider_and_their_shell_is_clean(prov
         assert result.returncode == 0, block + "\n" + result.stdout
 
 
-def test_ci_refuses_what_it_cannot_write_unquoted(tmp_path, capsys):
-    odd = tmp_path / "my recipes"
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_ci_writes_an_odd_recipe_path_quoted_and_it_reads_back_exactly(provider, tmp_path, monkeypatch):
+    """A path with spaces, quotes and shell syntax is the pipeline's RECIPE
+    variable, read back byte for byte; the scripts only say "$RECIPE"."""
+    odd = tmp_path / "my recipes $(touch pwned) 'q' `x`"
     odd.mkdir()
     shutil.copy(RECIPE, odd / "r.yaml")
     with_patches(odd)
-    assert main(["ci", "github", str(odd / "r.yaml"), "--out", str(tmp_path / "p.yml")]) != 0
-    err = capsys.readouterr().err
-    assert "cannot be written into a pipeline unquoted" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "p.yml").exists()
+    monkeypatch.chdir(tmp_path)
+    recipe_path = f"{odd.name}/r.yaml"
+    destination = tmp_path / "p.yml"
+    assert main(["ci", provider, recipe_path, "--out", str(destination)]) == 0
+    document = yaml.safe_load(destination.read_text())
+    written = document["env"]["RECIPE"] if provider == "github" else document["variables"]["RECIPE"]["value"]
+    assert written == recipe_path
+    checked = subprocess.run(["check-jsonschema", "--builtin-schema", SCHEMAS[provider], str(destination)],
+                             capture_output=True, text=True, env={**os.environ, "PATH": _venv_path()})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for block in _shell_blocks(provider, document):
+        assert "pwned" not in block and '"$RECIPE"' in block or "RECIPE" not in block
+    assert not (tmp_path / "pwned").exists()
 
 
 def _venv_path() -> str:
