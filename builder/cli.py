@@ -13,7 +13,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__
+from . import __version__, emulation
 from .cache import default_cache_dir as default_build_cache_dir
 from .ci import default_destination, render_pipeline, write_pipeline
 from .engines import EngineError, check_engines, load_settings, parse_flag
@@ -92,23 +92,24 @@ def _load(recipe_path: str):
 def _builds(targets, architectures: list[str] | None):
     """Each target once per architecture asked for: its first (primary)
     architecture without --arch, every one it lists with --arch all.
-    Emulated architectures first: they take longest."""
-    from .emulation import host_architecture
-
+    Every value but `all` is checked even beside `all`, and one asked for
+    twice is built once. Emulated architectures first: they take longest."""
+    asked = list(dict.fromkeys(architectures or ()))
     builds = []
     for target in targets:
-        if not architectures:
-            chosen = [target.architectures[0]]
-        elif "all" in architectures:
-            chosen = list(target.architectures)
-        else:
-            chosen = architectures
-        for architecture in chosen:
-            if architecture not in target.architectures:
+        for architecture in asked:
+            if architecture != "all" and architecture not in target.architectures:
                 raise QmailPkgError(f"{target.name} is not built for {architecture} "
                                     f"(its architectures: {', '.join(target.architectures)})")
+        if not asked:
+            chosen = [target.architectures[0]]
+        elif "all" in asked:
+            chosen = list(target.architectures)
+        else:
+            chosen = asked
+        for architecture in chosen:
             builds.append(target.for_architecture(architecture))
-    native = host_architecture()
+    native = emulation.host_architecture()
     return sorted(builds, key=lambda build: build.architecture == native)
 
 
