@@ -27,12 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .errors import SourceError
+from .environ import EXTRACT_MAX_BYTES, EXTRACT_MAX_MEMBERS
+from .errors import SourceError, kind_name, printable
 
-MAX_BYTES_ENV = "QMAIL_PKG_EXTRACT_MAX_BYTES"
-MAX_MEMBERS_ENV = "QMAIL_PKG_EXTRACT_MAX_MEMBERS"
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024  # real qmail + syncdir extract to about 1.2 MB
-DEFAULT_MAX_MEMBERS = 50_000  # qmail-1.03 has 433 entries
+MAX_BYTES_ENV = EXTRACT_MAX_BYTES.name
+MAX_MEMBERS_ENV = EXTRACT_MAX_MEMBERS.name
+DEFAULT_MAX_BYTES = EXTRACT_MAX_BYTES.default  # real qmail + syncdir extract to about 1.2 MB
+DEFAULT_MAX_MEMBERS = EXTRACT_MAX_MEMBERS.default  # qmail-1.03 has 433 entries
 MAX_NAME = 1024  # bytes in one member path
 _CHUNK = 1 << 16
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -40,15 +41,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 def no_space(where: Path) -> str:
     return f"no space left on the device holding {where}; free some space or set TMPDIR to a roomier folder"
-
-
-def _env_limit(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise SourceError(f"{name}={text!r}: must be a positive whole number")
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ class Limits:
 
     @classmethod
     def from_environment(cls) -> "Limits":
-        return cls(_env_limit(MAX_BYTES_ENV, DEFAULT_MAX_BYTES), _env_limit(MAX_MEMBERS_ENV, DEFAULT_MAX_MEMBERS))
+        return cls(EXTRACT_MAX_BYTES.read(), EXTRACT_MAX_MEMBERS.read())
 
 
 def has_control_characters(text: str) -> bool:
@@ -116,23 +108,25 @@ class Writer:
         os.close(self.root_fd)
 
     def refuse(self, name: str, why: str) -> SourceError:
-        return SourceError(f"{self.where}: member '{name}': {why}")
+        # names and link targets come from the archive: escaped, they cannot
+        # break the message's line or drive the terminal
+        return SourceError(printable(f"{self.where}: member '{name}': {why}"))
 
     def count_member(self, name: str) -> None:
         self.members += 1
         if self.members > self.limits.max_members:
-            raise SourceError(
+            raise SourceError(printable(
                 f"{self.where}: more than {self.limits.max_members} members (the limit); "
                 f"refusing to extract it (raise the limit with {MAX_MEMBERS_ENV}=N if this is expected)"
-            )
+            ))
 
     def count_bytes(self, amount: int) -> None:
         self.written += amount
         if self.written > self.limits.max_bytes:
-            raise SourceError(
+            raise SourceError(printable(
                 f"{self.where}: extracts to more than {self.limits.max_bytes} bytes (the limit); "
                 f"refusing to go on (raise the limit with {MAX_BYTES_ENV}=N if this is expected)"
-            )
+            ))
 
     @contextmanager
     def folder(self, name: str, parts: tuple[str, ...], create: bool = True) -> Iterator[int]:
@@ -237,22 +231,13 @@ def open_regular(path: Path, what: str) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        raise SourceError(f"{what}: cannot open: {exc.strerror or exc}") from None
+        raise SourceError(printable(f"{what}: cannot open: {exc.strerror or exc}")) from None
     kind = os.fstat(fd).st_mode
     if not stat.S_ISREG(kind):
         os.close(fd)
-        raise SourceError(f"{what}: not a regular file ({kind_name(kind)})")
+        raise SourceError(printable(f"{what}: not a regular file ({kind_name(kind)})"))
     os.set_blocking(fd, True)
     return fd
-
-
-def kind_name(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISLNK, "a symlink")):
-        if test(mode):
-            return name
-    return "a special file"
 
 
 def extract_tarball(archive: Path, dest: Path, limits: Limits | None = None) -> int:
@@ -270,10 +255,10 @@ def extract_tarball(archive: Path, dest: Path, limits: Limits | None = None) -> 
                 newest = max(newest, int(member.mtime))
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise SourceError(f"{archive}: cannot extract: {no_space(dest)}") from None
-        raise SourceError(f"{archive}: cannot extract: {exc.strerror or exc}") from None
+            raise SourceError(printable(f"{archive}: cannot extract: {no_space(dest)}")) from None
+        raise SourceError(printable(f"{archive}: cannot extract: {exc.strerror or exc}")) from None
     except (tarfile.TarError, EOFError, ValueError) as exc:
-        raise SourceError(f"{archive}: cannot extract: {exc or type(exc).__name__}") from None
+        raise SourceError(printable(f"{archive}: cannot extract: {exc or type(exc).__name__}")) from None
     finally:
         writer.close()
     return newest
@@ -310,12 +295,12 @@ def copy_folder(source: Path, dest: Path, limits: Limits | None = None) -> str:
         root_fd = os.open(source, _DIR_FLAGS)
     except OSError as exc:
         writer.close()
-        raise SourceError(f"{source}: cannot read the folder: {exc.strerror or exc}") from None
+        raise SourceError(printable(f"{source}: cannot read the folder: {exc.strerror or exc}")) from None
     try:
         _copy_below(root_fd, (), writer, hasher, str(source))
     except OSError as exc:
         detail = no_space(dest) if exc.errno == errno.ENOSPC else exc.strerror or exc
-        raise SourceError(f"{source}: cannot copy: {detail}") from None
+        raise SourceError(printable(f"{source}: cannot copy: {detail}")) from None
     finally:
         os.close(root_fd)
         writer.close()

@@ -18,17 +18,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .environ import cache_folder
+
 CACHE_ENV = "QMAIL_PKG_CACHE"
 MANIFEST = "entry.json"
 
 
 def user_cache_dir(name: str, override_env: str) -> Path:
     """Where one of the tool's caches lives: $override_env if set, else
-    $XDG_CACHE_HOME/qmail-pkg/<name>, else ~/.cache/qmail-pkg/<name>."""
-    if os.environ.get(override_env):
-        return Path(os.environ[override_env])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "qmail-pkg" / name
+    $XDG_CACHE_HOME/qmail-pkg/<name>, else ~/.cache/qmail-pkg/<name>;
+    a SettingError when that is not a folder and cannot be made one."""
+    return cache_folder(name, override_env)
 
 
 def default_cache_dir() -> Path:

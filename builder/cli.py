@@ -13,8 +13,15 @@ import sys
 import traceback
 from pathlib import Path
 
-from . import __version__
-from .errors import QmailPkgError, RecipeError
+from . import __version__, emulation
+from .cache import default_cache_dir as default_build_cache_dir
+from .ci import default_destination, render_pipeline, write_pipeline
+from .engines import EngineError, check_engines, load_settings, parse_flag
+from .environ import PATH_SHOWN, check_integer_settings, folder_path
+from .errors import QmailPkgError, RecipeError, printable, quoted
+from .sources import default_cache_dir as default_sources_dir
+from .verify.piuparts import bases_dir as piuparts_bases_dir
+from .verify.powercut.images import cache_dir as machine_cache_dir
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 70
@@ -50,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its errors on one line like every other error."""
 
     def error(self, message: str):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, printable(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def _source_override(text: str) -> tuple[str, Path]:
@@ -70,8 +77,6 @@ def _option(value: bool):
 
 
 def _engine(text: str):
-    from .engines import EngineError, parse_flag
-
     try:
         return parse_flag(text)
     except EngineError as exc:
@@ -87,23 +92,24 @@ def _load(recipe_path: str):
 def _builds(targets, architectures: list[str] | None):
     """Each target once per architecture asked for: its first (primary)
     architecture without --arch, every one it lists with --arch all.
-    Emulated architectures first: they take longest."""
-    from .emulation import host_architecture
-
+    Every value but `all` is checked even beside `all`, and one asked for
+    twice is built once. Emulated architectures first: they take longest."""
+    asked = list(dict.fromkeys(architectures or ()))
     builds = []
     for target in targets:
-        if not architectures:
-            chosen = [target.architectures[0]]
-        elif "all" in architectures:
-            chosen = list(target.architectures)
-        else:
-            chosen = architectures
-        for architecture in chosen:
-            if architecture not in target.architectures:
+        for architecture in asked:
+            if architecture != "all" and architecture not in target.architectures:
                 raise QmailPkgError(f"{target.name} is not built for {architecture} "
                                     f"(its architectures: {', '.join(target.architectures)})")
+        if not asked:
+            chosen = [target.architectures[0]]
+        elif "all" in asked:
+            chosen = list(target.architectures)
+        else:
+            chosen = asked
+        for architecture in chosen:
             builds.append(target.for_architecture(architecture))
-    native = host_architecture()
+    native = emulation.host_architecture()
     return sorted(builds, key=lambda build: build.architecture == native)
 
 
@@ -144,20 +150,26 @@ def cmd_schema(args) -> int:
     return 0
 
 
-def _build_options(args):
-    from .engines import load_settings
+def _build_options(args, targets):
+    """Everything a build takes from the command line and the environment,
+    checked before its first container: the folders (each a folder, or a
+    path where one can be made), the integer settings, the engines."""
     from .pipeline import BuildOptions
-    from .sources import default_cache_dir
 
+    check_integer_settings()
+    engines = tuple(args.engine or ()) + load_settings()
+    check_engines(targets, engines)
     return BuildOptions(
-        out_dir=Path(args.out).resolve(),
-        sources_dir=Path(args.sources).resolve() if args.sources else default_cache_dir(),
+        out_dir=folder_path(args.out, f"--out {quoted(args.out, PATH_SHOWN)}").resolve(),
+        sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve() if args.sources
+                     else default_sources_dir()),
         overrides=tuple(args.source or ()),
         revision=args.revision,
         jobs=args.make_jobs,
         quiet=args.json,
         use_cache=not args.no_cache,
-        engines=tuple(args.engine or ()) + load_settings(),
+        cache_dir=default_build_cache_dir(),
+        engines=engines,
         choices=tuple(args.choices or ()),
     )
 
@@ -170,8 +182,9 @@ def cmd_build(args) -> int:
     recipe = _load(args.recipe)
     targets = _builds(_targets(recipe, args.target, args.all), args.arch)
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
+    options = _build_options(args, targets)
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
-    matrix = Matrix(recipe, targets, _build_options(args), jobs=jobs, skip_unavailable=args.skip_unavailable,
+    matrix = Matrix(recipe, targets, options, jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
     outcomes = matrix.run()
     if args.json:
@@ -185,9 +198,9 @@ def cmd_build(args) -> int:
     failed = [outcome for outcome in outcomes if outcome.status == "failed"]
     for outcome in outcomes:
         if len(outcomes) == 1 and outcome.status == "failed":
-            print(f"qmail-pkg: error: {outcome.reason}", file=sys.stderr)
+            print(printable(f"qmail-pkg: error: {outcome.reason}"), file=sys.stderr)
         elif outcome.status in ("failed", "skipped"):
-            print(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}", file=sys.stderr)
+            print(printable(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}"), file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -197,6 +210,7 @@ def cmd_images(args) -> int:
     recipe = _load(args.recipe)
     from .sandbox.images import ROLES
 
+    check_integer_settings()  # image bootstraps inherit SOURCE_DATE_EPOCH
     roles = ROLES if args.verify else ("build",)
     for target in _builds(_targets(recipe, args.target, args.all), args.arch):
         for role in roles:
@@ -208,6 +222,8 @@ def cmd_images(args) -> int:
 def cmd_selftest(args) -> int:
     from .selftest import run_selftest
 
+    check_integer_settings()
+    default_build_cache_dir()  # checked here: the build reaches its cache after its image
     return run_selftest(Path(args.out).resolve() if args.out else None, target_name=args.target)
 
 
@@ -216,6 +232,7 @@ def cmd_verify(args) -> int:
 
     recipe = _load(args.recipe)
     target = _targets(recipe, [args.target], False)[0]
+    check_integer_settings()  # harvests from sandboxes are bounded by them
     if args.power_cut:
         return _power_cut(args, recipe, target)
     from .verify.hosts import HOSTS, host_named
@@ -244,6 +261,7 @@ def _power_cut(args, recipe, target) -> int:
     from .verify.lifecycle import find_record
     from .verify.powercut import FILESYSTEMS, PowerCutOptions, run_power_cut
 
+    machine_cache_dir()  # QMAIL_PKG_VM_CACHE (or the XDG cache) is a folder, before any machine is made
     if len(args.artifacts) != 1:
         raise VerifyError("--power-cut takes one package (and --baseline for the comparison)")
     package = Path(args.artifacts[0]).resolve()
@@ -283,6 +301,8 @@ def _power_cut(args, recipe, target) -> int:
 def cmd_piuparts(args) -> int:
     from .verify.piuparts import run_piuparts
 
+    check_integer_settings()
+    piuparts_bases_dir()  # QMAIL_PKG_PIUPARTS_BASES (or the XDG cache) is a folder, before any container
     recipe = _load(args.recipe)
     target = _targets(recipe, [args.target], False)[0]
     if args.log and len(args.artifacts) > 1:
@@ -356,19 +376,14 @@ def cmd_clean(args) -> int:
 
 
 def cmd_ci(args) -> int:
-    from .ci import default_destination, render_pipeline
-
     recipe = _load(args.recipe)
     text = render_pipeline(args.provider, recipe, args.recipe)
     if args.out == "-":
         sys.stdout.write(text)
         return 0
-    destination = Path(args.out) if args.out else default_destination(args.provider)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{destination.name}.partial")
-    partial.write_text(text)
-    partial.replace(destination)  # never a half-written pipeline
-    print(f"wrote {destination}")
+    destination = args.out if args.out else str(default_destination(args.provider))
+    write_pipeline(destination, text)
+    print(printable(f"wrote {destination}"))
     return 0
 
 
@@ -409,8 +424,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.add_argument("--no-cache", action="store_true", help="build even when the build cache holds the result")
     p.add_argument("--engine", action="append", type=_engine, metavar="PATTERN=URL",
-                   help="build targets matching PATTERN on another Docker engine (unix://, ssh://, tcp://) "
-                        "or FreeBSD jail host; also read from $QMAIL_PKG_BUILDERS or ~/.config/qmail-pkg/builders.yaml")
+                   help="build targets matching PATTERN on another Docker engine (unix://, ssh://; tcp:// needs "
+                        "the settings file's TLS) or, with jail+ssh://, on a FreeBSD jail host; also read from "
+                        "$QMAIL_PKG_BUILDERS or ~/.config/qmail-pkg/builders.yaml")
     p.add_argument("--check-reproducible", action="store_true",
                    help="build twice (other folder, host name, time zone, umask, make -j1) and compare the bytes; "
                         "a difference is explained by diffoscope, its report kept beside the artifacts")
@@ -520,10 +536,12 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except RecipeError as exc:
         for line in exc.problems:
-            print(line, file=sys.stderr)
+            print(printable(line), file=sys.stderr)
         return 1
     except QmailPkgError as exc:
-        print(f"qmail-pkg: error: {exc}", file=sys.stderr)
+        # messages quote names from archives, sandboxes and the environment:
+        # whatever a module forgot to escape, one error stays one line
+        print(printable(f"qmail-pkg: error: {exc}"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("qmail-pkg: interrupted; sandboxes removed", file=sys.stderr)
@@ -534,8 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             where = f" ({exc.filename})" if exc.filename else ""
-            print(f"qmail-pkg: error: no space left on the device{where}; free some space "
-                  "(`docker image prune` removes unused images) and run again", file=sys.stderr)
+            print(printable(f"qmail-pkg: error: no space left on the device{where}; free some space "
+                            "(`docker image prune` removes unused images) and run again"), file=sys.stderr)
             return 1
         return _internal(exc)
     except Exception as exc:  # a bug: say so in one line, traceback only on request
@@ -548,7 +566,7 @@ def _internal(exc: BaseException) -> int:
     if os.environ.get("QMAIL_PKG_DEBUG"):
         traceback.print_exception(exc)
     print(
-        f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)",
+        printable(f"qmail-pkg: internal error: {type(exc).__name__}: {exc} (set QMAIL_PKG_DEBUG=1 for details)"),
         file=sys.stderr,
     )
     return EXIT_INTERNAL

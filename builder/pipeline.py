@@ -398,10 +398,10 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         jobs = options.variation.make_jobs or options.jobs
         plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs, option_values=values)
         engine = engine_for(target.name, options.engines, target.architecture)
+        cache = BuildCache(options.cache_dir or default_cache_dir())  # a bad cache folder stops it before any image
         progress.stage(f"environment {target.image}" + (f" on {engine.url}" if engine else ""))
         environment = prepare_environment(target, "build", progress.line, engine)
         key = plan.cache_key(environment.identity, tool_digest())
-        cache = BuildCache(options.cache_dir or default_cache_dir())
         entry = cache.get(key) if options.use_cache else None
         if entry is not None:
             progress.stage(f"cached build {key[:16]}")

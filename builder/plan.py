@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .environ import SOURCE_DATE_EPOCH
 from .platforms import Platform, platform_for
 from .recipe.model import Recipe, Target
 from .sources import PreparedSource
@@ -104,9 +105,11 @@ def source_date_epoch(target: Target, sources: tuple[PreparedSource, ...]) -> in
     """The time every archive member and manifest carries: $SOURCE_DATE_EPOCH,
     else the recipe's build.source_date_epoch, else the newest member of the
     pinned source tarballs (the same sources give the same time, wherever and
-    whenever they are built), else a fixed date."""
-    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        return int(os.environ["SOURCE_DATE_EPOCH"])
+    whenever they are built), else a fixed date. The CLI reads the variable
+    before a build starts (builder/environ.py), so a bad value stops it there."""
+    from_environment = SOURCE_DATE_EPOCH.read()  # a bad value is an error, never silently passed over
+    if from_environment is not None:
+        return from_environment
     if target.source_date_epoch is not None:
         return target.source_date_epoch
     newest = [source.newest for source in sources if source.newest]

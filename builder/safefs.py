@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import QmailPkgError
+from .errors import QmailPkgError, kind_name
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -36,15 +36,6 @@ class FsError(QmailPkgError):
     """A folder or file handed to the tool cannot be used safely."""
 
 
-def kind_of(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a symlink"), (stat.S_ISFIFO, "a FIFO"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a regular file")):
-        if test(mode):
-            return name
-    return "a special file"
-
-
 def check_component(name: str, what: str) -> str:
     if not isinstance(name, str) or not _COMPONENT.match(name):
         raise FsError(f"{what}: {name!r} is not a plain file name")
@@ -54,7 +45,7 @@ def check_component(name: str, what: str) -> str:
 def _read_fd(fd: int, limit: int, what: str) -> bytes:
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):
-        raise FsError(f"{what}: {kind_of(info.st_mode)}, not a regular file")
+        raise FsError(f"{what}: {kind_name(info.st_mode)}, not a regular file")
     if info.st_size > limit:
         raise FsError(f"{what}: {info.st_size} bytes, more than the {limit} a file of this kind may have")
     os.set_blocking(fd, True)
@@ -206,7 +197,7 @@ class Folder:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise FsError(f"{what}: {kind_of(info.st_mode)}, not a regular file")
+                raise FsError(f"{what}: {kind_name(info.st_mode)}, not a regular file")
             if info.st_size > limit:
                 raise FsError(f"{what}: {info.st_size} bytes, more than the {limit} allowed")
             os.set_blocking(fd, True)
@@ -235,7 +226,7 @@ class Folder:
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                raise FsError(f"{what}: {kind_of(info.st_mode)}, not a regular file")
+                raise FsError(f"{what}: {kind_name(info.st_mode)}, not a regular file")
             os.set_blocking(fd, True)
             while chunk := os.read(fd, _CHUNK):
                 size += len(chunk)
@@ -321,7 +312,7 @@ class Folder:
                 with self.sub(name) as folder:
                     count += folder.check_plain(limit - count)
             elif not stat.S_ISREG(info.st_mode):
-                raise FsError(f"{self.path_of(name)}: {kind_of(info.st_mode)}; this tree may hold only folders and "
+                raise FsError(f"{self.path_of(name)}: {kind_name(info.st_mode)}; this tree may hold only folders and "
                               "regular files")
             if count > limit:
                 raise FsError(f"{self.where}: more than {limit} entries")
@@ -330,7 +321,7 @@ class Folder:
     def _refuse_unless_file(self, name: str) -> None:
         info = self.lstat(name)
         if info is not None and not stat.S_ISREG(info.st_mode):
-            raise FsError(f"{self.path_of(name)}: {kind_of(info.st_mode)}; only a regular file is ever replaced")
+            raise FsError(f"{self.path_of(name)}: {kind_name(info.st_mode)}; only a regular file is ever replaced")
 
     def _temporary(self, name: str) -> str:
         # unpredictable and created with O_EXCL: a link planted in advance cannot be the file written
@@ -349,4 +340,4 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-__all__ = ["Folder", "FsError", "check_component", "kind_of", "read_file"]
+__all__ = ["Folder", "FsError", "check_component", "read_file"]

@@ -30,6 +30,8 @@ from .conftest import RECIPE, artifact_of, with_patches
 
 # -- settings ---------------------------------------------------------------
 def test_settings_file_first_match_wins_and_patterns_are_fnmatch(tmp_path):
+    for name in ("ca", "cert", "key"):
+        (tmp_path / f"{name}.pem").write_text("PEM\n")  # TLS files must exist when the settings are read
     settings = tmp_path / "builders.yaml"
     settings.write_text(
         "builders:\n"
@@ -39,28 +41,28 @@ def test_settings_file_first_match_wins_and_patterns_are_fnmatch(tmp_path):
         "    docker: unix:///never/used.sock\n"
         "  - targets: [el-*]\n"
         "    docker: tcp://el-builder:2376\n"
-        "    tls: {ca: /etc/ca.pem, cert: /etc/cert.pem, key: /etc/key.pem}\n"
+        f"    tls: {{ca: {tmp_path}/ca.pem, cert: {tmp_path}/cert.pem, key: {tmp_path}/key.pem}}\n"
         "  - targets: [freebsd-*]\n"
         "    jail: ssh://builder@freebsd-host\n"
     )
     engines = load_settings(settings)
     assert engine_for("debian-12", engines).url == "ssh://builder@big-box"  # the first entry that matches
     assert engine_for("test-rpm", engines).url == "ssh://builder@big-box"
-    assert dict(engine_for("el-9", engines).tls) == {"ca": "/etc/ca.pem", "cert": "/etc/cert.pem", "key": "/etc/key.pem"}
+    assert dict(engine_for("el-9", engines).tls) == {name: f"{tmp_path}/{name}.pem" for name in ("ca", "cert", "key")}
     assert engine_for("freebsd-14", engines).kind == "jail"
     assert engine_for("debian-9x", engines) is None  # nobody named it: the local engine
 
 
 @pytest.mark.parametrize("text, message", [
     ("builders: {}", "a list under 'builders'"),
-    ("builders:\n  - targets: [a]\n", "exactly one of docker: or jail:"),
-    ("builders:\n  - targets: [a]\n    docker: unix:///x\n    jail: ssh://h\n", "exactly one of docker: or jail:"),
-    ("builders:\n  - targets: [a]\n    docker: http://x\n", "unix://, ssh:// or tcp://"),
-    ("builders:\n  - targets: [a]\n    docker: 'ssh://h x'\n", "unix://, ssh:// or tcp://"),
-    ("builders:\n  - targets: []\n    docker: unix:///x\n", "targets must be a list"),
+    ("builders:\n  - targets: [a]\n", "give exactly one of docker: (a Docker engine) or jail:"),
+    ("builders:\n  - targets: [a]\n    docker: unix:///x\n    jail: ssh://h\n", "give exactly one of docker:"),
+    ("builders:\n  - targets: [a]\n    docker: http://x\n", "expected unix:///PATH, ssh://[USER@]HOST[:PORT] or tcp://"),
+    ("builders:\n  - targets: [a]\n    docker: 'ssh://h x'\n", "expected ssh://[USER@]HOST[:PORT]"),
+    ("builders:\n  - targets: []\n    docker: unix:///x\n", "targets: must be a list of target name patterns"),
     ("builders:\n  - targets: [a]\n    docker: tcp://h:1\n    tls: {password: x}\n", "tls takes ca, cert and key"),
-    ("builders:\n  - targets: [a]\n    docker: unix:///x\n    shell: rm\n", "expected targets"),
-    ("builders: [\n", "cannot read the builders settings"),
+    ("builders:\n  - targets: [a]\n    docker: unix:///x\n    shell: rm\n", "unknown key 'shell'"),
+    ("builders: [\n", "YAML syntax error at line 2, column 1"),
 ])
 def test_bad_settings_are_one_clear_error(tmp_path, text, message):
     settings = tmp_path / "builders.yaml"
@@ -70,7 +72,9 @@ def test_bad_settings_are_one_clear_error(tmp_path, text, message):
 
 
 def test_engine_flag_and_settings_errors_stop_the_build_before_any_container(tmp_path, capsys, monkeypatch):
-    assert parse_flag("freebsd-*=ssh://b@h") == Engine("freebsd-*", "ssh://b@h", "jail")
+    # the kind is said, not guessed from the pattern: jail+ssh:// is a jail host
+    assert parse_flag("freebsd-*=jail+ssh://b@h") == Engine("freebsd-*", "ssh://b@h", "jail")
+    assert parse_flag("freebsd-*=ssh://b@h") == Engine("freebsd-*", "ssh://b@h", "docker")
     assert parse_flag("debian-*=unix:///run/other.sock").kind == "docker"
     with pytest.raises(SystemExit) as exit_info:
         main(["build", str(RECIPE), "--target", "debian-12", "--engine", "debian-12", "--out", str(tmp_path / "o")])
@@ -197,15 +201,27 @@ def test_ci_pipelines_are_valid_for_their_provider_and_their_shell_is_clean(prov
         assert result.returncode == 0, block + "\n" + result.stdout
 
 
-def test_ci_refuses_what_it_cannot_write_unquoted(tmp_path, capsys):
-    odd = tmp_path / "my recipes"
+@pytest.mark.parametrize("provider", ["github", "gitlab"])
+def test_ci_writes_an_odd_recipe_path_quoted_and_it_reads_back_exactly(provider, tmp_path, monkeypatch):
+    """A path with spaces, quotes and shell syntax is the pipeline's RECIPE
+    variable, read back byte for byte; the scripts only say "$RECIPE"."""
+    odd = tmp_path / "my recipes $(touch pwned) 'q' `x`"
     odd.mkdir()
     shutil.copy(RECIPE, odd / "r.yaml")
     with_patches(odd)
-    assert main(["ci", "github", str(odd / "r.yaml"), "--out", str(tmp_path / "p.yml")]) != 0
-    err = capsys.readouterr().err
-    assert "cannot be written into a pipeline unquoted" in err and len(err.strip().splitlines()) == 1
-    assert not (tmp_path / "p.yml").exists()
+    monkeypatch.chdir(tmp_path)
+    recipe_path = f"{odd.name}/r.yaml"
+    destination = tmp_path / "p.yml"
+    assert main(["ci", provider, recipe_path, "--out", str(destination)]) == 0
+    document = yaml.safe_load(destination.read_text())
+    written = document["env"]["RECIPE"] if provider == "github" else document["variables"]["RECIPE"]["value"]
+    assert written == recipe_path
+    checked = subprocess.run(["check-jsonschema", "--builtin-schema", SCHEMAS[provider], str(destination)],
+                             capture_output=True, text=True, env={**os.environ, "PATH": _venv_path()})
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    for block in _shell_blocks(provider, document):
+        assert "pwned" not in block and '"$RECIPE"' in block or "RECIPE" not in block
+    assert not (tmp_path / "pwned").exists()
 
 
 def _venv_path() -> str:

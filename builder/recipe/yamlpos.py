@@ -18,8 +18,7 @@ from typing import Any, Union
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from builder.archive import kind_name
-from builder.errors import printable
+from builder.errors import kind_name, printable
 
 
 FieldPath = tuple[Union[str, int], ...]

@@ -43,8 +43,10 @@ def client(engine=None):
             connection = docker.from_env(timeout=600)
         else:
             tls = dict(engine.tls)
+            # the engine's certificate is always checked: against the settings' ca,
+            # else against the system's trusted authorities (never not at all)
             config = docker.tls.TLSConfig(client_cert=(tls["cert"], tls["key"]), ca_cert=tls.get("ca"),
-                                          verify=bool(tls.get("ca"))) if tls else False
+                                          verify=True) if tls else False
             connection = docker.DockerClient(base_url=engine.url, timeout=600, tls=config,
                                              use_ssh_client=engine.url.startswith("ssh://"))
         connection.ping()
