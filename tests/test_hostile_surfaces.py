@@ -33,7 +33,7 @@ from builder.ci import CiError, render_pipeline, write_pipeline, yaml_string
 from builder.engines import Engine, check_engines, load_settings, parse_flag
 from builder.environ import SOURCE_DATE_EPOCH, SettingError, cache_folder, folder_path
 from builder.errors import QmailPkgError, printable
-from builder.recipe import load_recipe
+from builder.recipe.loader import load_recipe
 
 from .conftest import RECIPE, ROOT, with_patches
 
