@@ -13,10 +13,15 @@ import functools
 import hashlib
 import json
 import os
+import platform
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import __version__
+from .package.nfpm import nfpm_binary
 
 from .environ import cache_folder
 
@@ -47,8 +52,6 @@ def _sha256(path: Path) -> str:
 def tool_digest() -> str:
     """The tool as it decides outputs: its own code, templates and schema,
     and the nfpm binary it drives."""
-    from .package.nfpm import nfpm_binary
-
     root = Path(__file__).resolve().parent
     hasher = hashlib.sha256()
     for path in sorted(root.rglob("*")):
@@ -106,12 +109,6 @@ class BuildCache:
 @functools.cache
 def tool_versions() -> dict[str, str]:
     """The versions of what builds and packages, for the build record."""
-    import platform
-    import subprocess
-
-    from . import __version__
-    from .package.nfpm import nfpm_binary
-
     versions = {"qmail-pkg": __version__, "python": platform.python_version()}
     try:
         out = subprocess.run([nfpm_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout

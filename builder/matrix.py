@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, replace
 from .errors import QmailPkgError, SandboxError
 from .pipeline import BuildOptions, BuildResult, build_target
 from .progress import Board
+from .reproduce import check_reproducible
+from .sandbox.docker import remove_leftovers
 from .recipe.model import Recipe, Target
 
 
@@ -61,8 +63,6 @@ class Matrix:
         options = replace(self.options, run_id=self.run_id, board=self._board)
         try:
             if self.check_reproducible:
-                from .reproduce import check_reproducible
-
                 reproduction = check_reproducible(self.recipe, target, options)
                 reports = tuple(str(c.report) for c in reproduction.comparisons if c.report)
                 status = "built" if reproduction.reproducible else "failed"
@@ -102,8 +102,6 @@ class Matrix:
 
 
 def _remove_run_sandboxes(run_id: str, engines) -> None:
-    from .sandbox.docker import remove_leftovers
-
     for engine in [None, *(e for e in engines if e.kind == "docker")]:
         try:
             remove_leftovers({"qmail-pkg.run": run_id}, engine)

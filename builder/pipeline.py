@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,19 +21,18 @@ from .provenance import statement
 from .engines import Engine, engine_for
 from .errors import BuildError, SourceError
 from .formats.facts import PackageFacts
-from .package import Artifact, Packager, PackageSpec, packager_for
+from .package import Artifact, packager_for
 from .package.expect import expectation, expectation_problems
 from .record import SUFFIX as RECORD_SUFFIX
 from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, PatchRecord, SourceRecord, UserRecord
 from .recipe.options import Choices, variant_recipe
 from .recipe.options import resolve as resolve_options
+from .packaging import complete_tree, package_spec, script_model_of
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Board, Progress
 from .recipe.model import Recipe, Target
-from .platforms import platform_for
 from .environment import open_sandbox, prepare_environment
 from .sandbox import Environment
-from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
 from .sources import PreparedSource, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest
 
@@ -208,87 +206,12 @@ def _run_steps(sandbox, plan: Plan, progress: Progress, env: dict[str, str]) -> 
         )
 
 
-def _script_model(plan: Plan, tree: StagedTree) -> ScriptModel:
-    layout = plan.recipe.layout
-    state = tuple(
-        StateEntry(e.path, e.kind, e.owner, e.group, e.mode)
-        for e in tree.entries
-        if any(e.is_below(folder) for folder in layout.state)
-    )
-    return script_model(
-        plan.recipe,
-        plan.target,
-        version=f"{plan.version}-{plan.revision}",
-        state=state,
-        smtpd=tree.has(f"{layout.prefix}/bin/qmail-smtpd"),
-        sendmail=tree.has(f"{layout.prefix}/bin/sendmail"),
-    )
 
 
-def _complete_tree(tree: StagedTree, model: ScriptModel, plan: Plan) -> StagedTree:
-    """Add what the package supplies beyond `make setup`: services, rc, links, docs."""
-    package, platform = plan.recipe.package, plan.platform
-    if package.copyright:
-        tree = tree.with_file(f"{platform.doc_root}/{package.name}/copyright", package.copyright, 0o644)
-    for service_file in render_service_files(model):
-        tree = tree.with_file(service_file.path, service_file.content, service_file.mode)
-    if platform.ships_sendmail_links:
-        for link, target in model.sendmail_links:
-            tree = tree.with_symlink(link, target)
-    return tree
 
 
-def _description(plan: Plan) -> str:
-    meta = plan.recipe.package
-    summary, body = meta.summary, meta.description.rstrip()
-    if plan.overridden:
-        # A development build must never pass for an official one.
-        names = ", ".join(plan.overridden)
-        summary = f"UNOFFICIAL BUILD: {summary}"
-        notice = f"This package was built from locally overridden sources ({names}); it is not an official build."
-        body += "\n\n" + textwrap.fill(notice, width=72)
-    if plan.target.test_only:
-        body += "\n\n" + textwrap.fill(
-            f"TEST PACKAGE: built for {plan.target.family} on a {plan.target.userland} userland "
-            "for qmail-pkg's own tests; never to be installed on a real system.", width=72)
-    return f"{summary}\n{body}"
 
 
-def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Packager,
-                 library_depends: tuple[str, ...] = ()) -> PackageSpec:
-    """The spec one packager gets for one target (also used by preflight's dry run)."""
-    layout = plan.recipe.layout
-    shipped = tuple(e for e in tree.entries if not any(e.is_below(folder) for folder in layout.state))
-    conffiles = tuple(
-        e.path for e in shipped if e.kind == "file" and any(e.is_below(folder) for folder in layout.config)
-    )
-    scripts = tuple(sorted(render_maintainer_scripts(model, packager.script_set, packager.script_names).items()))
-    family = platform_for(packager.family)
-    # Folders the package owns: its prefix, its harvested trees and its doc
-    # folder. Any other folder in the tree (/usr, /usr/share/doc...) is the
-    # system's; rpm and pkg must not claim those.
-    own = (layout.prefix, *layout.harvest, f"{family.doc_root}/{plan.recipe.package.name}")
-    shared = tuple(e.path for e in shipped if e.kind == "dir" and not any(e.is_below(root) for root in own))
-    return PackageSpec(
-        meta=plan.recipe.package,
-        revision=plan.revision,
-        version_suffix=family.version_suffix(plan.target),
-        architecture=plan.target.architecture,
-        release=plan.target.release,
-        description=_description(plan),
-        tree=tree,
-        shipped=shipped,
-        conffiles=conffiles,
-        scripts=scripts,
-        source_date_epoch=plan.source_date_epoch,
-        options=plan.recipe.options.get(packager.options_key),
-        library_depends=library_depends,
-        test_only=plan.target.test_only,
-        install_prefix=layout.prefix,
-        shared_dirs=shared,
-        users=tuple(user.name for user in plan.target.accounts.users),
-        groups=tuple(group.name for group in plan.target.accounts.groups),
-    )
 
 
 def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], facts: list[PackageFacts],
@@ -426,8 +349,8 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
                        staging: Path, workdir: Path, engine: Engine | None) -> tuple[list[Artifact], Path]:
     recipe, target = plan.recipe, plan.target
     output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation, engine)
-    model = _script_model(plan, output.tree)
-    tree = _complete_tree(output.tree, model, plan)
+    model = script_model_of(plan, output.tree)
+    tree = complete_tree(output.tree, model, plan)
     model = replace(model, shipped=tuple(
         e.path for e in tree.entries
         if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .errors import BuildError, RecipeError
 from .package import packager_for
-from .pipeline import package_spec
+from .packaging import package_spec
 from .plan import DEFAULT_EPOCH, make_plan
 from .recipe.loader import load_recipe
 from .recipe.model import Recipe, Target

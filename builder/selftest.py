@@ -1,57 +1,56 @@
 """`qmail-pkg selftest`: build the built-in miniature qmail + syncdir pair with
-the real recipe, then install it in a clean sandbox and check it. Needs no
-network: proves the engine, the images and the packager before real sources."""
+the recipe (pinned to the miniature tarballs, so an official build from a
+source cache), read the package back with its own packager, then install it
+in a clean sandbox and check it. Needs no network: proves the engine, the
+images and the packager before real sources."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from .fixtures import write_sources
+from .evidence import CheckResult
+from .fixtures import miniature_recipe
+from .package import PACKAGERS
 from .pipeline import BuildOptions, build_target
 from .recipe.loader import load_recipe
-from .verify.checks import CheckResult
+from .shipped import example_recipe
 from .verify.install import install_and_check
 
 
 def default_recipe() -> Path:
     if os.environ.get("QMAIL_PKG_RECIPE"):
         return Path(os.environ["QMAIL_PKG_RECIPE"])
-    return Path(__file__).resolve().parents[1] / "recipes" / "qmail-syncdir.yaml"
+    return example_recipe()
 
 
-def _dpkg_deb_checks(artifact: Path) -> list[CheckResult]:
-    if not shutil.which("dpkg-deb"):
-        return [CheckResult("dpkg-deb --info", False, "dpkg-deb is not installed on this host")]
-    info = subprocess.run(["dpkg-deb", "--info", str(artifact)], capture_output=True, text=True)
-    contents = subprocess.run(["dpkg-deb", "--contents", str(artifact)], capture_output=True, text=True)
-    setuid = [line for line in contents.stdout.splitlines() if line.startswith("-rws") and "qmail-queue" in line]
+def _read_back(path: Path, fmt: str, prefix: str) -> list[CheckResult]:
+    """The package read back as its publishing would read it: its identity,
+    and qmail-queue setuid in the archive."""
+    facts = PACKAGERS[fmt].read(path, path.read_bytes())
+    queue = next((entry for entry in facts.contents if entry.path == f"{prefix}/bin/qmail-queue"), None)
     return [
-        CheckResult("dpkg-deb --info", info.returncode == 0 and "Package:" in info.stdout, info.stderr.strip()[:200] or "control readable"),
-        CheckResult("setuid qmail-queue in the archive", bool(setuid), setuid[0] if setuid else "no -rws qmail-queue entry"),
+        CheckResult(f"{fmt} read back", bool(facts.name and facts.version), f"{facts.name} {facts.version} "
+                    f"{facts.architecture}, {len(facts.contents)} entries"),
+        CheckResult("setuid qmail-queue in the archive", queue is not None and queue.mode & 0o4000 != 0,
+                    queue.describe() if queue else "no qmail-queue entry"),
     ]
 
 
 def run_selftest(out: Path | None, target_name: str = "debian-12") -> int:
-    recipe = load_recipe(default_recipe())
-    target = recipe.target(target_name)
     with tempfile.TemporaryDirectory(prefix="qmail-pkg-selftest-") as tmp:
         work = Path(tmp)
-        trees = write_sources(work / "sources")
-        options = BuildOptions(
-            out_dir=out or work / "dist",
-            sources_dir=work / "empty-cache",
-            overrides=tuple(trees.items()),
-        )
-        result = build_target(recipe, target, options)
-        artifact = next(a for a in result.artifacts if a.format == "deb")
-        checks = _dpkg_deb_checks(artifact.path)
-        checks += install_and_check(recipe, target, artifact.path, result.record_path)
+        recipe_path, sources = miniature_recipe(default_recipe(), work / "miniature")
+        recipe = load_recipe(recipe_path)
+        target = recipe.target(target_name)
+        result = build_target(recipe, target, BuildOptions(out_dir=out or work / "dist", sources_dir=sources))
+        checks: list[CheckResult] = []
+        for artifact in result.artifacts:
+            checks += _read_back(artifact.path, artifact.format, recipe.layout.prefix)
+            checks += install_and_check(recipe, target, artifact.path, result.record_path)
     for check in checks:
-        print(f"{'PASS' if check.passed else 'FAIL'}  {check.name}: {check.evidence}")
+        print(f"{check.word}  {check.name}: {check.evidence}")
     failed = sum(not c.passed for c in checks)
     print(f"selftest: {len(checks) - failed} passed, {failed} failed")
     return 1 if failed else 0

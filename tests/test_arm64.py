@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.cli import _builds, main
+from builder.cli import main
+from builder.cli.commands import _builds
 from builder.emulation import require_emulation
 from builder.engines import Engine, engine_for
 from builder.errors import QmailPkgError, SandboxError

@@ -133,7 +133,7 @@ def _round_trip(tmp_path: Path, prefix: list[str], log: list[str], delivery: str
         return False
     model = script_model(recipe, recipe.target("debian-12"), version="1.03-1", state=(), smtpd=True, sendmail=True)
     library = tmp_path / "lib.sh"
-    library.write_text(render_library(model))
+    library.write_text(render_library(model, "deb"))
     work = tmp_path / "cwd"
     work.mkdir(exist_ok=True)
     probe = f'. {shlex.quote(str(library))}; printf "%s\\0" "$QS_PREFIX" "$QS_LOG_DIR" "$QS_CONTROL"; qs_q "$QS_PREFIX"'

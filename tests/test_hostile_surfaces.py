@@ -29,6 +29,7 @@ import yaml
 
 from builder import ci
 from builder import cli as command_line
+from builder.cli import commands
 from builder.ci import CiError, render_pipeline, write_pipeline, yaml_string
 from builder.engines import Engine, check_engines, load_settings, parse_flag
 from builder.environ import SOURCE_DATE_EPOCH, SettingError, cache_folder, folder_path
@@ -618,8 +619,8 @@ def test_every_arch_is_checked_even_beside_all(cli, name):
 
 def test_legitimate_arch_lists(recipe):
     debian = recipe.target("debian-12")
-    assert sorted(b.architecture for b in command_line._builds([debian], ["all", "arm64"])) == ["amd64", "arm64"]
-    assert [b.architecture for b in command_line._builds([debian], ["amd64", "amd64"])] == ["amd64"]  # built once, not twice
+    assert sorted(b.architecture for b in commands._builds([debian], ["all", "arm64"])) == ["amd64", "arm64"]
+    assert [b.architecture for b in commands._builds([debian], ["amd64", "amd64"])] == ["amd64"]  # built once, not twice
 
 
 # == 5. account paths that reach useradd / pw ==========================================
@@ -709,6 +710,6 @@ def test_main_prints_any_error_on_one_line(monkeypatch, capsys):
     def hostile(args):
         raise QmailPkgError("bad\nqmail-pkg: all is well\x1b[2J")
 
-    monkeypatch.setattr(command_line, "cmd_schema", hostile)
+    monkeypatch.setattr(commands, "schema", hostile)
     assert command_line.main(["schema"]) == 1
     assert capsys.readouterr().err == "qmail-pkg: error: bad\\nqmail-pkg: all is well\\x1b[2J\n"

@@ -138,7 +138,7 @@ def test_service_files(model):
 ])
 def test_control_files_for_the_host_name(model, tmp_path, host, me, domain, accepted):
     library = tmp_path / "lib.sh"
-    library.write_text(render_library(model))
+    library.write_text(render_library(model, "deb"))
     control = tmp_path / "control"
     probe = (f". {shlex.quote(str(library))}; hostname() {{ [ \"$1\" = -f ] && return 1; echo {host}; }}; "
              f"QS_CONTROL={shlex.quote(str(control))}; QS_CREATED=/dev/null; QS_CREATED_SUMS=/dev/null; "
@@ -208,7 +208,7 @@ def test_shellcheck_clean(model, tmp_path):
         path.write_text(f.content)
         findings[f.path] = shellcheck(path)
     library = tmp_path / "library.sh"
-    library.write_text("#!/bin/sh\n" + render_library(model))
+    library.write_text("#!/bin/sh\n" + render_library(model, "deb"))
     findings["library"] = shellcheck(library)
     assert {k: v for k, v in findings.items() if v} == {}
 
@@ -298,7 +298,7 @@ def test_hostile_values_stay_literal(model, tmp_path):
 
     # Run the rendered functions and check every value round-trips literally.
     library = tmp_path / "lib.sh"
-    library.write_text(render_library(bad))
+    library.write_text(render_library(bad, "deb"))
     probe = f"""
 . {shlex.quote(str(library))}
 args() {{ for a in "$@"; do printf '%s\\n' "$a"; done; printf '%s\\n' --; }}
@@ -886,7 +886,7 @@ def test_queue_state_matches_qmail_setup():
 
 def test_alias_target_other_than_root(model):
     other = replace(model, postmaster_alias_to="hostmaster@example.org")
-    library = render_library(other)
+    library = render_library(other, "deb")
     assert "'.qmail-root' '&hostmaster@example.org'" in library
     assert "'.qmail-postmaster' '&hostmaster@example.org'" in library
     # no Maildir for root then

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
@@ -214,8 +216,6 @@ class PkgPackager:
         return compact, full
 
     def build(self, spec: PackageSpec, out_dir: Path, workdir: Path) -> Artifact:
-        import zstandard
-
         compact, full = self.manifests(spec)
         group = platform_for(self.family).root_group
         raw = io.BytesIO()

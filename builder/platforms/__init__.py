@@ -12,6 +12,7 @@ module and one line in PLATFORMS.
 
 from __future__ import annotations
 
+from ..recipe.model import Target
 from .base import PackageManager, Platform
 from .debian import DebianPlatform
 from .freebsd import FreeBSDPlatform
@@ -29,4 +30,17 @@ def platform_for(family: str) -> Platform:
         raise ValueError(f"no platform for family {family!r} (known: {', '.join(sorted(PLATFORMS))})") from None
 
 
-__all__ = ["PLATFORMS", "PackageManager", "Platform", "platform_for"]
+def package_manager_for(target: Target) -> PackageManager:
+    """The package manager that installs the target's packages on a system
+    of the userland they are verified on."""
+    return platform_for(target.family).package_manager_on(target.userland)
+
+
+def noise_paths(target: Target) -> tuple[str, ...]:
+    """Paths (regexes) any package installation changes on that system: the
+    package managers' own databases, caches and logs, account backups."""
+    families = dict.fromkeys((target.family, target.userland))
+    return tuple(pattern for family in families for pattern in platform_for(family).noise_paths)
+
+
+__all__ = ["PLATFORMS", "PackageManager", "Platform", "noise_paths", "package_manager_for", "platform_for"]

@@ -36,6 +36,9 @@ class PackageManager:
     switch_supervisor: str | None = None
     # the administrator's file that command writes ({name}), which stays theirs
     switch_supervisor_file: str | None = None
+    # a package file installed as a user does: with the dependencies and
+    # recommendations it names, from the repositories the system has; None: none
+    user_install: str | None = None
 
     def command(self, verb: str, *, path: str = "", name: str = "", supervisor: str = "") -> str:
         template = getattr(self, verb)
@@ -59,6 +62,10 @@ class Platform:
     default_builder: ClassVar[str] = "docker"
     # Where packages put their documentation (copyright...).
     doc_root: ClassVar[str] = "/usr/share/doc"
+    # Paths (regexes) that any package installation changes on a system of
+    # this family: the package manager's database, caches and logs, the
+    # account databases' backups. Verification does not judge the package by them.
+    noise_paths: ClassVar[tuple[str, ...]] = ()
     # Whether the package ships /usr/sbin/sendmail and /usr/lib/sendmail as
     # links to qmail's; else the scripts deal with the system's own mechanism.
     ships_sendmail_links: ClassVar[bool] = True
@@ -107,6 +114,11 @@ class Platform:
     def parse_dependencies(self, output: list[str]) -> tuple[str, ...]:
         """The probe's output as relations in this family's format."""
         return ()
+
+    def mirror(self) -> str:
+        """The family's package archive this host reaches (where chroots and
+        machine images of it are bootstrapped from)."""
+        raise SandboxError(f"{self.family}: no package archive is configured on this host")
 
     def vm_userland(self, suite: str, architecture: str, init: Path, dest: Path, log: Callable[[str], None]) -> None:
         """A bootable userland of this family in the empty folder `dest`, for

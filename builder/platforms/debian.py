@@ -24,10 +24,15 @@ from .gnu import STRIP_SUFFIX, strip_steps
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
 VM_INITRAMFS_HOOK = Path(__file__).resolve().parent / "debian-initramfs-hook.sh"
 APT_DIR = Path("/etc/apt")
+# Inside images: a flat apt repository of packages offered, not installed.
+OFFERED_REPOSITORY = "/var/local/qmail-pkg-apt"
+OFFERED_SOURCES = "/etc/apt/sources.list.d/qmail-pkg-offered.list"
 
 class DebianPlatform(Platform):
     family = "debian"
     script_platform = "linux"
+    noise_paths = (r"^/var/lib/(dpkg|apt)(/|$)", r"^/var/cache/(debconf|apt|ldconfig)(/|$)",
+                   r"^/var/log/(dpkg\.log|apt|alternatives\.log)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = PackageManager(
         name="dpkg",
         # as apt runs dpkg from a script: debconf asks nothing, takes answers given before
@@ -41,6 +46,10 @@ class DebianPlatform(Platform):
         # the debconf answer, then the reconfiguration that acts on it
         switch_supervisor="printf '%s %s/supervisor select %s\\n' {name} {name} {supervisor} | debconf-set-selections"
                           " && DEBIAN_FRONTEND=noninteractive dpkg-reconfigure {name}",
+        # apt with only the image's own repository of offered packages: there is
+        # no network in a verification sandbox, and the mirror would fail the update
+        user_install=f"only='-o Dir::Etc::SourceList={OFFERED_SOURCES} -o Dir::Etc::SourceParts=/nonexistent'; "
+                     "apt-get -q $only update && DEBIAN_FRONTEND=noninteractive apt-get -q $only install -y {path}",
     )
 
     def version_suffix(self, target: Target) -> str:
@@ -72,6 +81,9 @@ class DebianPlatform(Platform):
                     if relation and relation not in relations:
                         relations.append(relation)
         return tuple(relations)
+
+    def mirror(self) -> str:
+        return host_debian_mirror()
 
     def bootstrap(self, spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
         bootstrap_with_mmdebstrap(spec, log, engine)
@@ -148,9 +160,6 @@ def host_debian_mirror() -> str:
     raise SandboxError(f"no Debian mirror found in /etc/apt; set {MIRROR_ENV} to a Debian archive URL")
 
 
-# Inside images: a flat apt repository of packages offered, not installed.
-OFFERED_REPOSITORY = "/var/local/qmail-pkg-apt"
-OFFERED_SOURCES = "/etc/apt/sources.list.d/qmail-pkg-offered.list"
 
 
 def _offered_hooks(offered: tuple[str, ...]) -> list[str]:

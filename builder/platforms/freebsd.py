@@ -30,6 +30,8 @@ JAIL_BASE_ENV = "QMAIL_PKG_JAIL_BASE"
 class FreeBSDPlatform(Platform):
     family = "freebsd"
     script_platform = "freebsd"
+    # pkg's database; pw's rebuilt password databases
+    noise_paths = (r"^/var/db/pkg(/|$)", r"^/etc/(pwd\.db|spwd\.db|master\.passwd|passwd|group)$")
     root_group = "wheel"
     bookkeeping_root = "/var/db"
     default_builder = "jail"

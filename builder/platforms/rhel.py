@@ -52,6 +52,8 @@ RPM = PackageManager(
 class RhelPlatform(Platform):
     family = "rhel"
     script_platform = "linux"
+    noise_paths = (r"^/var/lib/(rpm|dnf|alternatives)(/|$)", r"^/var/cache/(dnf|ldconfig)(/|$)",
+                   r"^/var/log/(dnf|hawkey)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = RPM
     arch_names = {"amd64": "x86_64", "arm64": "aarch64", "i386": "i686"}
     # /usr/sbin/sendmail belongs to the "mta" alternative: the scripts register qmail there.

@@ -5,7 +5,7 @@ Later stages only ever see these frozen dataclasses, never the YAML.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,8 +142,6 @@ class Target:
 
     def for_architecture(self, architecture: str) -> "Target":
         """This target as built for one of its architectures."""
-        from dataclasses import replace
-
         return replace(self, architecture=architecture)
 
     @property

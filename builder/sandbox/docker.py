@@ -291,8 +291,6 @@ class DockerSandbox:
     def open_tar(self, path: str) -> Iterator[BinaryIO]:
         """The tar stream of `path` inside, bounded, read as it arrives (never
         written to the host's disk first)."""
-        import docker.errors
-
         try:
             chunks, _ = self._require().get_archive(path)
         except docker.errors.NotFound:

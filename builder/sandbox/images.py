@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import SandboxError
 from ..recipe.model import Target
+from ..shipped import shipped
 
 DEFINITION_LABEL = "qmail-pkg.definition"
 PACKAGES_LABEL = "qmail-pkg.packages"  # name=version of everything in an image we made
@@ -29,7 +30,7 @@ def containers_dir() -> Path:
     """containers/ of the checkout (or QMAIL_PKG_CONTAINERS)."""
     if os.environ.get("QMAIL_PKG_CONTAINERS"):
         return Path(os.environ["QMAIL_PKG_CONTAINERS"])
-    return Path(__file__).resolve().parents[2] / "containers"
+    return shipped("containers")
 
 
 @dataclass(frozen=True)

@@ -121,7 +121,7 @@ def _alias_lines(model: ScriptModel) -> tuple[tuple[str, str], ...]:
     return ((".qmail-postmaster", line), (".qmail-mailer-daemon", line), (".qmail-root", root_line))
 
 
-def _context(model: ScriptModel, platform: str, script: str, script_set: str = "deb") -> dict:
+def _context(model: ScriptModel, platform: str, script: str, script_set: str = "") -> dict:
     prefix = model.prefix.rstrip("/") or "/"
     gids = {group.name: group.gid for group in model.accounts.groups}
     users = [(user, gids[user.group]) for user in model.accounts.users]
@@ -165,11 +165,12 @@ def render_maintainer_scripts(model: ScriptModel, script_set: str, names: tuple[
     return scripts
 
 
-def render_library(model: ScriptModel, script_set: str = "deb") -> str:
+def render_library(model: ScriptModel, script_set: str) -> str:
     """Only the shared shell function library (what every script includes).
 
     Sourcing it defines the qs_* functions and the quoted recipe values and
-    runs nothing else; tests call single functions this way.
+    runs nothing else; tests call single functions this way. `script_set`
+    is the packager's (its package-manager hooks are part of the library).
     """
     return _render("common/lib.sh.j2", _context(model, model.script_platform, "library", script_set))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import QmailPkgError
 from ..evidence import CheckResult
-from ..platforms import platform_for
+from ..platforms import package_manager_for
 from ..recipe.model import Accounts, Recipe, Target
 from ..record import ManifestEntry
 from ..staged import Entry, IdNames, read_tree
@@ -86,7 +86,7 @@ def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: tuple[Ma
     """What a fresh install must look like: the build's layout, a setuid
     qmail-queue, syncdir linked in, and nothing the package manager would call altered."""
     prefix = recipe.layout.prefix
-    pm = platform_for(target.family).package_manager_on(target.userland)
+    pm = package_manager_for(target)
     code, out = sandbox.output(["sh", "-c", pm.command("verify", name=recipe.package.name) + " 2>&1"])
     return [
         check_layout(sandbox, manifest, target.accounts, prefix),

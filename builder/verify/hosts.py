@@ -25,10 +25,14 @@ import time
 from dataclasses import dataclass
 
 from ..errors import VerifyError
-from ..platforms.debian import OFFERED_SOURCES
 from ..sandbox import Sandbox
 
 UP_SECONDS = 5  # "up" for this long with one pid means it is not crash-looping
+# systemd's own state on the systemd hosts (not the package's: its unit links
+# and deb-systemd-helper's records must go, and are checked)
+SYSTEMD_NOISE = (r"^/var/log/journal(/|$)",
+                 r"^/var/lib/systemd/(timers|random-seed|catalog|coredump|pstore|linger|timesync)(/|$)",
+                 r"^/var/(lib|cache|log)/private(/|$)")
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,13 @@ class Host:
     hostname: str
     # only where the package manager has debconf: switching supervisor is a reconfiguration
     switches: bool = False
-    # the first install's command instead of the package manager's ({path}: the package)
-    installer: str = ""
+    # the first install as a user makes it: the package manager's user_install
+    # verb, which pulls in what the package recommends
+    user_install: bool = False
     # packages the installer pulled in: the last purge takes them away too
     pulled: tuple[str, ...] = ()
+    # what the host itself changes whatever is installed (systemd's own state)
+    noise: tuple[str, ...] = ()
 
     def container_options(self) -> dict:
         if self.boots:
@@ -62,15 +69,13 @@ class Host:
 HOSTS = {
     "svscan": Host("svscan", "verify", False, "daemontools", "/service", "verify.example.org"),
     "systemd-daemontools": Host("systemd-daemontools", "verify-systemd-daemontools", True, "daemontools",
-                                "/etc/service", "mailhost", switches=True),
-    "systemd": Host("systemd", "verify-systemd", True, "systemd", "", "mailhost"),
+                                "/etc/service", "mailhost", switches=True, noise=SYSTEMD_NOISE),
+    "systemd": Host("systemd", "verify-systemd", True, "systemd", "", "mailhost", noise=SYSTEMD_NOISE),
     "systemd-apt": Host(
         "systemd-apt", "verify-systemd-apt", True, "daemontools", "/etc/service", "mailhost",
-        # only the image's own repository: there is no network, and the mirror
-        # in sources.list would fail the update
-        installer=(f"only='-o Dir::Etc::SourceList={OFFERED_SOURCES} -o Dir::Etc::SourceParts=/nonexistent'; "
-                   "apt-get -q $only update && DEBIAN_FRONTEND=noninteractive apt-get -q $only install -y {path}"),
-        pulled=("daemontools-run", "daemontools")),
+        # the package installed as a user does, with what it recommends (the
+        # package manager's user_install verb), from a repository in the image
+        user_install=True, pulled=("daemontools-run", "daemontools"), noise=SYSTEMD_NOISE),
 }
 
 

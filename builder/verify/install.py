@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..recipe.model import Recipe, Target
-from ..platforms import platform_for
+from ..platforms import package_manager_for
 from ..environment import open_sandbox, prepare_environment
 from ..record import BuildRecord
 from .checks import CheckResult, installed_checks, put_artifact
@@ -15,7 +15,7 @@ from .checks import CheckResult, installed_checks, put_artifact
 def install_and_check(recipe: Recipe, target: Target, artifact: Path, record_path: Path) -> list[CheckResult]:
     record = BuildRecord.read(record_path)
     environment = prepare_environment(target, "verify")
-    pm = platform_for(target.family).package_manager_on(target.userland)
+    pm = package_manager_for(target)
     with open_sandbox(target, environment.reference, role="verify", labels={"qmail-pkg.target": target.name}) as sandbox:
         if pm.prepare:
             sandbox.output(["sh", "-c", pm.prepare])

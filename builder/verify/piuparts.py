@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..cache import user_cache_dir
+from ..environment import prepare_environment
+from ..sandbox.docker import LABEL, client
 from ..errors import VerifyError
-from ..platforms.debian import host_debian_mirror
+from ..platforms import platform_for
 from ..recipe.model import Target
 
 BASES_ENV = "QMAIL_PKG_PIUPARTS_BASES"
@@ -87,9 +89,6 @@ def _safe_name(reference: str) -> str:
 def base_tarball(target: Target, log: Callable[[str], None] = lambda line: None) -> Path:
     """The target's verification image as a gzipped tarball for --basetgz,
     made once per image id (`docker export` of a container never started)."""
-    from ..environment import prepare_environment
-    from ..sandbox.docker import LABEL, client
-
     environment = prepare_environment(target, "verify", log)
     folder = bases_dir()
     name = _safe_name(environment.reference)
@@ -175,7 +174,7 @@ def _run(command: list[str], log_path: Path) -> tuple[int, str]:
 def run_piuparts(target: Target, artifact: Path, *, log_path: Path | None = None,
                  progress: Callable[[str], None] = lambda line: None) -> PiupartsResult:
     """piuparts, strictly, on one .deb of a Debian target."""
-    if target.family != "debian" or "deb" not in target.formats:
+    if "deb" not in target.formats:
         raise VerifyError(f"{target.name}: piuparts tests Debian packages; this target makes "
                           f"{', '.join(target.formats) or 'nothing'} for {target.family}")
     if target.builder != "docker":
@@ -190,7 +189,7 @@ def run_piuparts(target: Target, artifact: Path, *, log_path: Path | None = None
             raise VerifyError(f"{artifact.name} is built for {architecture}, which {target.name} does not list")
         target = target.for_architecture(architecture)
     _require_tools()
-    mirror = host_debian_mirror()
+    mirror = platform_for(target.family).mirror()
     base = base_tarball(target, progress)
     log_path = log_path or artifact.with_name(f"{artifact.name}.piuparts.log")
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import VerifyError
-from ...platforms import platform_for
+from ...platforms import package_manager_for
+from ...recipe.model import Target
+from ...record import BuildRecord, RecordError
 from .classify import STATES, Outcome, classify
-from .images import base_machine, package_machine
+from .images import base_machine, cache_dir, package_machine
 from .machine import Boot, Console, Disk, job_disk, run_boot
 
 FILESYSTEMS = ("ext4", "ext4-nojournal", "xfs")
@@ -51,7 +53,7 @@ class PowerCutOptions:
     baseline: Path | None = None
     seed: int = 1
     jobs: int = 0  # machines at once; 0 = as many as cores
-    keep: Path = Path("power-cut")
+    keep: Path = Path("power-cut")  # the command line's default is a new folder in the cache (runs_folder)
     injectors: int = 3
     pace: float = 0.2  # seconds between two messages of one injector
 
@@ -139,6 +141,53 @@ class PowerCutReport:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class PowerCutInputs:
+    """The package and its baseline, checked against their build records."""
+
+    target: Target
+    package: Path
+    name: str
+    baseline: Path | None
+    baseline_name: str
+
+
+def power_cut_inputs(target: Target, artifacts: list[Path], baseline: Path | None) -> PowerCutInputs:
+    """One package built as the recipe says, and optionally its variant built
+    without syncdir as the baseline; the target as the package was built."""
+    if len(artifacts) != 1:
+        raise VerifyError("--power-cut takes one package (and --baseline for the comparison)")
+    package = artifacts[0].resolve()
+    for path in [package, *([baseline] if baseline else [])]:
+        if not path.is_file():
+            raise VerifyError(f"{path}: no such package")
+    record = _record(package)
+    if record.variant:
+        raise VerifyError(f"{package.name} is a variant build ({dict(record.variant)}); give the package itself, "
+                          "and the variant as --baseline")
+    baseline_name = ""
+    if baseline is not None:
+        baseline_record = _record(baseline.resolve())
+        if not baseline_record.variant:
+            raise VerifyError(f"--baseline {baseline}: not a variant build; build it with --without syncdir")
+        baseline_name = baseline_record.package
+    return PowerCutInputs(target.for_architecture(record.architecture), package, record.package,
+                          baseline.resolve() if baseline else None, baseline_name)
+
+
+def _record(package: Path) -> BuildRecord:
+    try:
+        return BuildRecord.beside(package)
+    except RecordError as exc:
+        raise VerifyError(f"{exc}; the power-cut run needs it") from None
+
+
+def runs_folder(package: Path) -> Path:
+    """Where a run keeps its evidence unless told: a new folder in the
+    machine cache, never the current folder."""
+    return cache_dir() / "runs" / f"{package.stem}-{time.strftime('%Y%m%dT%H%M%S')}"
+
+
 def _settings(prefix: str, package_name: str, version_command: str, options: PowerCutOptions) -> dict[str, str]:
     return {
         "QP_PREFIX": prefix, "QP_USER": MAIL_USER, "QP_HOST": MAIL_HOST,
@@ -210,7 +259,7 @@ def run_power_cut(recipe, target, package: Path, package_name: str, options: Pow
                           "need its own system emulator and kernel, which this tool does not make")
     # the machine runs the build image's userland (test targets install their
     # packages on a foreign one, as verify does)
-    manager = platform_for(target.family).package_manager_on(target.userland)
+    manager = package_manager_for(target)
     options.keep.mkdir(parents=True, exist_ok=True)
     base = base_machine(target.userland, target.suite, target.architecture, log)
     packages = {"package": (package, package_name)}

@@ -1,0 +1,7 @@
+"""`python -m builder.cli`: the same as the `qmail-pkg` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
