@@ -113,7 +113,8 @@ def test_real_recipe_targets_resolve_anchors_and_overrides() -> None:
     # *linux_errno: every target gets the same errno fix before build.steps
     assert d11.steps == d12.steps == d13.steps
     assert "extern int errno" in d13.steps[0]
-    assert d13.steps[1].startswith("# build libsyncdir.a")
+    assert d13.steps[1].startswith("# relink every program against syncdir")
+    assert [phase for phase, _ in d13.phased_steps({"syncdir": True})] == ["prepare"] * 4 + ["build"] * 2 + ["install"]
     assert d13.steps[-1].rstrip().endswith('"$MAKE" setup check')
     assert any('#include "alloc.h"' in step for step in d13.steps)  # survives YAML comments
     assert d13.cflags == ("-Wno-error=implicit-function-declaration", "-Wno-error=implicit-int")
@@ -469,7 +470,7 @@ def test_env(tmp_path: Path) -> None:
 def test_steps_must_be_strings(tmp_path: Path) -> None:
     text = edit(MINIMAL, "    - make\n", "    - make\n    - cd: src\n    - 42\n    -\n")
     text += "    steps_after: [ok, [nested]]\n"
-    step = "a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)"
+    step = "a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)"
     assert problems_of(tmp_path, text) == [
         f"F:24:7: build.steps[1]: {step}",
         f"F:25:7: build.steps[2]: {step}",
@@ -487,7 +488,7 @@ def test_options_and_the_steps_that_depend_on_them(tmp_path: Path) -> None:
     target = recipe.targets[0]
     assert target.steps_for({"fast": True}) == ("make", "make fast")
     assert target.steps_for({"fast": False}) == ("make", "# slow path\nmake slow\n")
-    step = "a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)"
+    step = "a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)"
     bad = options + edit(MINIMAL, "    - make\n", "    - {run: make, if: slow}\n    - {run: make, if: fast, unless: fast}\n"
                                                   "    - {run: make}\n    - {run: 'make # x', if: fast, then: y}\n")
     assert problems_of(tmp_path, bad) == [
@@ -601,7 +602,7 @@ def test_every_problem_is_reported_sorted_by_line(tmp_path: Path) -> None:
         "F:1:1: oops: unknown key 'oops'",
         "F:5:12: package.version: must be a string (quote it)",
         "F:13:5: sources[0]: no sha256 or sha512 checksum: a source must be pinned",
-        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)",
+        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)",
         "F:29:15: targets[0].formats[0]: format 'rpm' needs family 'rhel', not 'debian'",
     ]
 
@@ -627,7 +628,7 @@ def test_recursive_alias(tmp_path: Path) -> None:
     assert problems_of(tmp_path, text) == [
         # the alias is the list itself, so both point at its anchor
         "F:23:7: build.steps[0][0]: an alias refers to a value that contains it",
-        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and one of if: or unless: (an option)",
+        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)",
     ]
 
 
@@ -739,14 +740,25 @@ def test_unquoted_step_cut_by_a_yaml_comment_is_an_error(tmp_path: Path) -> None
     """`- sed -i '1i #include "x.h"' f` silently loses everything after ' #'."""
     text = edit(
         REAL.read_text(),
-        '    - |\n      # declare alloc() in spawn.c',
-        '    - cd "$SRC_QMAIL" && sed -i \'1i #include "alloc.h"\' spawn.c\n    - |\n      # declare alloc() in spawn.c',
+        '    - phase: install\n',
+        '    - cd "$SRC_QMAIL" && sed -i \'1i #include "alloc.h"\' spawn.c\n    - phase: install\n',
     )
     (problem,) = problems_of(tmp_path, text)
-    assert re.match(r"F:\d+:7: build\.steps\[2\]: this unquoted step ends where ' #' starts a YAML comment", problem)
+    assert re.match(r"F:\d+:7: build\.steps\[5\]: this unquoted step ends where ' #' starts a YAML comment", problem)
 
 
 def test_comments_after_quoted_steps_and_other_fields_are_fine(tmp_path: Path) -> None:
     text = edit(REAL.read_text(), "    size: 8878\n", "    size: 8878  # bytes\n")
-    text = edit(text, "  steps:\n", "  steps:\n    - \"true\"  # a quoted step may carry a comment\n")
+    text = edit(text, "  steps:\n", "  steps:\n    - {phase: prepare, run: \"true\"}  # a quoted step may carry a comment\n")
     assert load_text(tmp_path, text).target("debian-12").steps[1] == "true"
+
+
+def test_a_step_out_of_phase_order_is_named(tmp_path: Path) -> None:
+    """A change to the sources after the build compiled would be lost from a
+    source package's patches: the phases must come in order."""
+    text = edit(REAL.read_text(), '        "$MAKE" setup check\n',
+                '        "$MAKE" setup check\n    - {phase: prepare, run: "touch late"}\n')
+    problems = problems_of(tmp_path, text)
+    assert problems and all(
+        re.match(r"F:\d+:7: build\.steps\[6\]: prepare step after the install step at build\.steps\[5\] in target "
+                 r"'[a-z0-9-]+': steps run prepare, then build, then install$", problem) for problem in problems)

@@ -59,6 +59,7 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
     items = raw.get("steps_before", []) + raw.get("steps", build["steps"]) + raw.get("steps_after", [])
     steps = [item["run"] if isinstance(item, dict) else item for item in items]
     when = [_step_rule(item) for item in items]
+    phases = [step_phase(item) for item in items]
     name = raw["name"]
     return Target(
         name=name,
@@ -83,11 +84,16 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         source_date_epoch=build.get("source_date_epoch"),
         position=position,
         step_when=tuple(when) if any(when) else (),
+        step_phases=tuple(phases),
     )
 
 
+def step_phase(item: Any) -> str:
+    return item.get("phase", "build") if isinstance(item, dict) else "build"
+
+
 def _step_rule(item: Any) -> tuple[str, bool] | None:
-    if isinstance(item, dict):
+    if isinstance(item, dict) and ("if" in item or "unless" in item):
         return (item["if"], True) if "if" in item else (item["unless"], False)
     return None
 

@@ -139,6 +139,9 @@ class Target:
     position: tuple[int, int] = field(default=(1, 1), compare=False)
     # per step: None (always), or (option, True) for `if:`, (option, False) for `unless:`
     step_when: tuple[tuple[str, bool] | None, ...] = ()
+    # per step: prepare (changes the sources: a source package's patches),
+    # build (compiles) or install (into the layout); in that order
+    step_phases: tuple[str, ...] = ()
 
     def for_architecture(self, architecture: str) -> "Target":
         """This target as built for one of its architectures."""
@@ -156,8 +159,14 @@ class Target:
 
     def steps_for(self, chosen: dict[str, bool]) -> tuple[str, ...]:
         """The steps a build with these option values runs."""
+        return tuple(script for _, script in self.phased_steps(chosen))
+
+    def phased_steps(self, chosen: dict[str, bool]) -> tuple[tuple[str, str], ...]:
+        """(phase, script) of each step a build with these option values runs."""
         when = self.step_when or (None,) * len(self.steps)
-        return tuple(step for step, rule in zip(self.steps, when) if rule is None or chosen.get(rule[0]) == rule[1])
+        phases = self.step_phases or ("build",) * len(self.steps)
+        return tuple((phase, step) for step, rule, phase in zip(self.steps, when, phases)
+                     if rule is None or chosen.get(rule[0]) == rule[1])
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 
 from builder.recipe.model import Layout
 from builder.recipe.schema import ecma_regex, format_families, schema
-from builder.recipe.yamlpos import STEP_LISTS, FieldPath, Report, is_step, show
+from builder.recipe.yamlpos import STEP_LISTS, FieldPath, Report, format_path, is_step, show
 
 
 # Fields that may span lines (every other string is one line without control characters).
@@ -210,9 +210,42 @@ def _check_step_options(data: dict[str, Any], report: Report) -> None:
                     report.at_value(base + (number, key), f"unknown option {show(name)} (options: {known})")
 
 
+PHASES = ("prepare", "build", "install")
+
+
+def _check_step_phases(data: dict[str, Any], report: Report) -> None:
+    """In every target's steps, as a build runs them (steps_before, the build's
+    or its own steps, steps_after), the phases come in order: every change to
+    the sources before anything is compiled, so that a source package can
+    carry those changes as patches and its build run the rest."""
+    build = data.get("build") if isinstance(data.get("build"), dict) else {}
+    for index, target in _mappings(data.get("targets")):
+        items: list[tuple[FieldPath, Any]] = []
+        for key in ("steps_before", "steps", "steps_after"):  # the order a build runs them in
+            own = target.get(key)
+            if key == "steps" and own is None:
+                base, own = ("build", "steps"), build.get("steps")
+            else:
+                base = ("targets", index, key)
+            if isinstance(own, list):
+                items += [(base + (number,), item) for number, item in enumerate(own)]
+        reached, where = 0, None
+        for path, item in items:
+            phase = item.get("phase", "build") if isinstance(item, dict) else "build"
+            if phase not in PHASES:
+                continue  # the schema says so already
+            if PHASES.index(phase) < reached:
+                report.at_value(path, f"{phase} step after the {PHASES[reached]} step at {format_path(where)} in "
+                                      f"target {show(target.get('name'))}: steps run prepare, then build, then install")
+                break
+            if PHASES.index(phase) > reached:
+                reached, where = PHASES.index(phase), path
+
+
 def check_references(data: dict[str, Any], recipe_path: Path, report: Report) -> None:
     _check_paths(data, report)
     _check_step_options(data, report)
+    _check_step_phases(data, report)
     sources = _check_sources(data, report)
     _check_accounts(data.get("accounts"), ("accounts",), report)
     targets = _check_targets(data, report)
