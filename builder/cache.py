@@ -29,15 +29,8 @@ CACHE_ENV = "QMAIL_PKG_CACHE"
 MANIFEST = "entry.json"
 
 
-def user_cache_dir(name: str, override_env: str) -> Path:
-    """Where one of the tool's caches lives: $override_env if set, else
-    $XDG_CACHE_HOME/qmail-pkg/<name>, else ~/.cache/qmail-pkg/<name>;
-    a SettingError when that is not a folder and cannot be made one."""
-    return cache_folder(name, override_env)
-
-
 def default_cache_dir() -> Path:
-    return user_cache_dir("builds", CACHE_ENV)
+    return cache_folder("builds", CACHE_ENV)
 
 
 def _sha256(path: Path) -> str:

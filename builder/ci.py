@@ -76,9 +76,7 @@ def render_pipeline(provider: str, recipe: Recipe, recipe_path: str) -> str:
         # GitHub evaluates ${{ }} in every value of a workflow, quoted or not
         raise CiError(f"{printable(recipe_path)}: a recipe path holding '${{{{' cannot be written into a GitHub "
                       "workflow (GitHub would evaluate it as an expression); rename it")
-    # Test-only targets prove formats on a foreign userland; a team's pipeline
-    # ships real ones. A recipe with only test targets still gets a pipeline.
-    chosen = [t for t in recipe.targets if not t.test_only] or list(recipe.targets)
+    chosen = list(recipe.targets)
     targets = [t.name for t in chosen]
     formats = sorted({fmt for t in chosen for fmt in t.formats})
     # Docker targets build on any Linux runner; jail targets are sent to a

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .emulation import emulated, require_emulation
+from .emulation import emulated, host_architecture, require_emulation
 from .errors import SandboxError
 from .platforms import platform_for
 from .recipe.model import Target
 from .sandbox import Environment, OutputSink, Sandbox
 from .sandbox.docker import DockerSandbox, client, image_exists, image_identity, image_labels, send_image
-from .sandbox.images import DEFINITION_LABEL, ImageSpec, image_spec
+from .record import ToolchainRecord
+from .sandbox.images import DEFINITION_LABEL, ImageSpec, cross_image_spec, image_spec
 from .sandbox.jail import JailSandbox
+from .toolchains import toolchain_named
+
+# The Debian release the shared cross images are made from.
+CROSS_SUITE = "bookworm"
 
 # The sandbox backends, by the name a target's `builder` gives.
 BACKENDS: dict[str, type] = {"docker": DockerSandbox, "jail": JailSandbox}
@@ -60,17 +65,40 @@ def ensure_image(spec: ImageSpec, log: Callable[[str], None] = lambda line: None
     return image_identity(engine, spec.reference)
 
 
+def build_image_spec(target: Target) -> ImageSpec:
+    """The image a cross build runs in, on this host's architecture: the
+    toolchain's own (zig serves every target from one image), or one per
+    target release with the target architecture's libraries (gnu)."""
+    assert target.cross is not None
+    toolchain = toolchain_named(target.cross.toolchain)
+    host = host_architecture()
+    if toolchain.wheels:
+        return cross_image_spec(target, toolchain.name, host, shared_image=f"qmail-pkg/cross-{toolchain.name}",
+                                toolchain_sha256=toolchain.sha256_of(host), suite=CROSS_SUITE)
+    return cross_image_spec(target, toolchain.name, host)
+
+
+def toolchain_of(target: Target) -> ToolchainRecord | None:
+    """What the build record says of the compiler of a cross build."""
+    if target.method != "cross" or target.cross is None:
+        return None
+    toolchain = toolchain_named(target.cross.toolchain)
+    return ToolchainRecord(toolchain.name, toolchain.version or "the image's", toolchain.sha256_of(host_architecture()),
+                           platform_for(target.family).cross_triple(target))
+
+
 def prepare_environment(target: Target, role: str, log: OutputSink = lambda line: None, engine=None) -> Environment:
     """Make sure what the target's sandboxes start from exists (bootstrap an
     image, check a base release) and say exactly which one it is. `engine`
     (builder.engines.Engine) is another machine's engine or jail host."""
-    if engine is None and target.builder == "docker" and emulated(target.architecture):
+    cross_build = role == "build" and target.method == "cross"
+    if engine is None and target.builder == "docker" and emulated(target.architecture) and not cross_build:
         # verification runs setuid qmail-queue: the emulation must keep its privileges
         require_emulation(target.architecture, setuid=role.startswith("verify"))
     if _backend(target) is JailSandbox:
         jail = JailSandbox(target.image, role=role, engine=engine)
         return jail.base_release(log, engine.url if engine is not None else "local")
-    spec = image_spec(target, role)
+    spec = build_image_spec(target) if cross_build else image_spec(target, role)
     identity = ensure_image(spec, log, engine)
     labels = image_labels(client(engine), spec.reference)
     details = tuple(sorted((key.split(".", 1)[1], value) for key, value in labels.items()
@@ -85,4 +113,4 @@ def open_sandbox(target: Target, image: str, *, role: str, engine=None, **option
     return _backend(target)(image, role=role, engine=engine, architecture=target.architecture, **options)
 
 
-__all__ = ["BACKENDS", "ensure_image", "open_sandbox", "prepare_environment"]
+__all__ = ["BACKENDS", "build_image_spec", "ensure_image", "open_sandbox", "prepare_environment", "toolchain_of"]

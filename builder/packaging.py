@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .package import Packager, PackageSpec
+from .package import Packager, PackageSpec, packager_for
 from .plan import Plan
 from .platforms import platform_for
 from .scripts import ScriptModel, StateEntry, render_maintainer_scripts, render_service_files, script_model
@@ -22,10 +22,15 @@ def script_model_of(plan: Plan, tree: StagedTree) -> ScriptModel:
         for e in tree.entries
         if any(e.is_below(folder) for folder in layout.state)
     )
+    # the scripts name versions as the target's package manager does (1.03_1 for pkg)
+    packager = packager_for(plan.target.formats[0])
+    version = packager.version_of(plan.version, plan.revision, platform_for(plan.target.family).version_suffix(plan.target))
+    options = plan.recipe.options.get(packager.options_key)
     return script_model(
         plan.recipe,
         plan.target,
-        version=f"{plan.version}-{plan.revision}",
+        version=version,
+        conflicts=tuple(getattr(options, "conflicts", ())),
         state=state,
         smtpd=tree.has(f"{layout.prefix}/bin/qmail-smtpd"),
         sendmail=tree.has(f"{layout.prefix}/bin/sendmail"),
@@ -54,10 +59,6 @@ def description(plan: Plan) -> str:
         summary = f"UNOFFICIAL BUILD: {summary}"
         notice = f"This package was built from locally overridden sources ({names}); it is not an official build."
         body += "\n\n" + textwrap.fill(notice, width=72)
-    if plan.target.test_only:
-        body += "\n\n" + textwrap.fill(
-            f"TEST PACKAGE: built for {plan.target.family} on a {plan.target.userland} userland "
-            "for qmail-pkg's own tests; never to be installed on a real system.", width=72)
     return f"{summary}\n{body}"
 
 
@@ -90,7 +91,6 @@ def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Pac
         source_date_epoch=plan.source_date_epoch,
         options=plan.recipe.options.get(packager.options_key),
         library_depends=library_depends,
-        test_only=plan.target.test_only,
         install_prefix=layout.prefix,
         shared_dirs=shared,
         users=tuple(user.name for user in plan.target.accounts.users),

@@ -28,10 +28,11 @@ from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, Pat
 from .recipe.options import Choices, variant_recipe
 from .recipe.options import resolve as resolve_options
 from .packaging import complete_tree, package_spec, script_model_of
+from .platforms import platform_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Board, Progress
 from .recipe.model import Recipe, Target
-from .environment import open_sandbox, prepare_environment
+from .environment import open_sandbox, prepare_environment, toolchain_of
 from .sandbox import Environment
 from .sources import PreparedSource, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest
@@ -233,13 +234,13 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], facts: l
         suite=target.suite,
         architecture=target.architecture,
         userland=target.userland,
-        method="native",
+        method=target.method,
+        toolchain=toolchain_of(target),
         engine=output.engine,
         image=ImageRecord(environment.reference, environment.identity, tuple(sorted(environment.details))),
         recipe_path=str(plan.recipe.path),
         recipe_sha256=digest_file(plan.recipe.path, "sha256"),
-        official=not plan.overridden and not target.test_only and not plan.variant,
-        test_only=target.test_only,
+        official=not plan.overridden and not plan.variant,
         options=tuple(sorted(plan.option_values)),
         variant=tuple(sorted(plan.variant.items())),
         overridden_sources=tuple(plan.overridden),
@@ -257,6 +258,13 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], facts: l
         staged_manifest=tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
                               for e in tree.entries),
     )
+
+
+def describe_method(target: Target) -> str:
+    """How this build builds, for the progress line: never left unsaid."""
+    if target.method == "cross" and target.cross is not None:
+        return f"cross build ({target.cross.toolchain}, {platform_for(target.family).cross_triple(target)})"
+    return f"native build ({target.builder}, {target.image})"
 
 
 def rfc3339_now(moment: float) -> str:
@@ -322,7 +330,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         plan = make_plan(recipe, target, sources, revision=options.revision, jobs=jobs, option_values=values)
         engine = engine_for(target.name, options.engines, target.architecture)
         cache = BuildCache(options.cache_dir or default_cache_dir())  # a bad cache folder stops it before any image
-        progress.stage(f"environment {target.image}" + (f" on {engine.url}" if engine else ""))
+        progress.stage(f"{describe_method(target)}: environment" + (f" on {engine.url}" if engine else ""))
         environment = prepare_environment(target, "build", progress.line, engine)
         key = plan.cache_key(environment.identity, tool_digest())
         entry = cache.get(key) if options.use_cache else None

@@ -18,6 +18,7 @@ from .environ import SOURCE_DATE_EPOCH
 from .platforms import Platform, platform_for
 from .recipe.model import Recipe, Target
 from .sources import PreparedSource
+from .toolchains import NATIVE_ENV, toolchain_named
 
 BUILD_ROOT = "/build"
 SOURCES_IN_SANDBOX = f"{BUILD_ROOT}/src"
@@ -116,6 +117,14 @@ def source_date_epoch(target: Target, sources: tuple[PreparedSource, ...]) -> in
     return max(newest) if newest else DEFAULT_EPOCH
 
 
+def cross_environment(target: Target) -> dict[str, str]:
+    """CC, CC_FOR_BUILD, CROSS and STRIP for the target's build method."""
+    if target.method != "cross" or target.cross is None:
+        return dict(NATIVE_ENV)
+    family = platform_for(target.family)
+    return {**toolchain_named(target.cross.toolchain).env(family.cross_triple(target)), **family.cross_environment(target)}
+
+
 def _title(script: str) -> str:
     """A step's leading comment, else its first command, cut to one short line."""
     lines = [line.strip() for line in script.splitlines() if line.strip()]
@@ -147,6 +156,9 @@ def make_plan(
         "SOURCE_DATE_EPOCH": str(epoch),
         "LC_ALL": "C",
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        # the compilers: the target's (CC) and the build machine's (CC_FOR_BUILD,
+        # for programs the build runs), CROSS the target triple of a cross build
+        **cross_environment(target),
     }
     for source in sources:
         env[f"SRC_{source.name.upper()}"] = f"{SOURCES_IN_SANDBOX}/{source.name}"
@@ -165,7 +177,10 @@ def make_plan(
     for script in target.steps_for(values):
         titled.append((_title(script), ("sh", "-eu", "-c", script)))
     recipe_steps = len(titled)
-    titled += userland.finish_steps((recipe.layout.prefix, *recipe.layout.harvest))
+    roots = (recipe.layout.prefix, *recipe.layout.harvest)
+    titled += userland.finish_steps(roots)
+    if target.method == "cross":
+        titled += platform_for(target.family).cross_finish_steps(roots)
     steps = tuple(BuildStep(number, title, argv) for number, (title, argv) in enumerate(titled, 1))
     return Plan(
         recipe=recipe,

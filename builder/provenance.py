@@ -45,7 +45,7 @@ def statement(record: BuildRecord) -> dict:
                 "buildType": BUILD_TYPE,
                 "externalParameters": {"target": record.target, "architecture": record.architecture,
                                        "revision": record.revision, "package": record.package,
-                                       "official": record.official, "test_only": record.test_only,
+                                       "official": record.official,
                                        "method": record.method},
                 "internalParameters": {"SOURCE_DATE_EPOCH": record.source_date_epoch,
                                        "cache_key": record.cache_key, "steps": list(record.steps),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import Limits, copy_folder, extract_tarball, open_regular, single_top
-from .cache import user_cache_dir
+from .environ import cache_folder
 from .errors import SourceError
 from .recipe.model import Source
 
@@ -27,7 +27,7 @@ _CHUNK = 1 << 16
 
 def default_cache_dir() -> Path:
     """$QMAIL_PKG_SOURCES, else $XDG_CACHE_HOME/qmail-pkg/sources, else ~/.cache/..."""
-    return user_cache_dir("sources", SOURCES_ENV)
+    return cache_folder("sources", SOURCES_ENV)
 
 
 @dataclass(frozen=True)

@@ -111,18 +111,18 @@ def built_for(engine, recipe, miniature, tmp_path_factory):
 @pytest.fixture(scope="session")
 def built_rpm(built_for):
     """The test-only .rpm (made on a Debian userland with Debian's rpm tools)."""
-    return built_for("test-rpm")
+    return built_for("el-9")
 
 
 @pytest.fixture(scope="session")
 def built_rpm_next(built_for):
-    return built_for("test-rpm", 2)
+    return built_for("el-9", 2)
 
 
 @pytest.fixture(scope="session")
 def built_pkg(built_for):
     """The test-only FreeBSD .pkg (its contents built on a Debian userland)."""
-    return built_for("test-pkg")
+    return built_for("freebsd-14")
 
 
 def our_containers() -> set[str]:

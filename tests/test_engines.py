@@ -1,7 +1,7 @@
 """Builds spread over several engines, and the CI pipelines we hand out.
 
 The two-engine test starts a second, real dockerd (its own data root,
-socket and containerd) beside the one the suite uses, sends test-rpm there
+socket and containerd) beside the one the suite uses, sends el-9 there
 with --engine, builds debian-12 locally in the same run, and asks of the
 result what a team relies on: the same bytes as a one-engine build, and the
 work really done where the settings said.
@@ -47,7 +47,7 @@ def test_settings_file_first_match_wins_and_patterns_are_fnmatch(tmp_path):
     )
     engines = load_settings(settings)
     assert engine_for("debian-12", engines).url == "ssh://builder@big-box"  # the first entry that matches
-    assert engine_for("test-rpm", engines).url == "ssh://builder@big-box"
+    assert engine_for("el-9", engines).url == "ssh://builder@big-box"
     assert dict(engine_for("el-9", engines).tls) == {name: f"{tmp_path}/{name}.pem" for name in ("ca", "cert", "key")}
     assert engine_for("freebsd-14", engines).kind == "jail"
     assert engine_for("debian-9x", engines) is None  # nobody named it: the local engine
@@ -140,29 +140,29 @@ def test_a_matrix_spread_over_two_engines_gives_the_same_bytes(second_engine, bu
     since = str(int(time.time()) - 1)
     sources = ["--sources", str(miniature[1])]
     out = tmp_path / "spread"
-    code = main(["build", str(miniature[0]), "--target", "debian-12", "--target", "test-rpm", "--jobs", "2", "--no-cache",
+    code = main(["build", str(miniature[0]), "--target", "debian-12", "--target", "el-9", "--jobs", "2", "--no-cache",
                  "--revision", "1", "--out", str(out), "--engine", f"test-*={second_engine}", "--json", *sources])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-3000:]
     summary = json.loads(printed.out)
-    assert {row["target"] for row in summary} == {"debian-12", "test-rpm"}
+    assert {row["target"] for row in summary} == {"debian-12", "el-9"}
 
     # the same bytes as the one-engine builds of the session fixtures
     deb = next(out.glob("debian-12/*.deb"))
-    rpm = next(out.glob("test-rpm/*.rpm"))
+    rpm = next(out.glob("el-9/*.rpm"))
     assert _sha256(deb) == _sha256(artifact_of(built, "deb"))
     assert _sha256(rpm) == _sha256(artifact_of(built_rpm, "rpm"))
 
     # and the work was done where the settings said: the record names the
-    # engine, and the second engine saw a build container for test-rpm only
+    # engine, and the second engine saw a build container for el-9 only
     records = {path.parent.name: json.loads(path.read_text()) for path in out.glob("*/*.build.json")}
-    assert records["test-rpm"]["engine"] == second_engine and records["debian-12"]["engine"] == "local"
+    assert records["el-9"]["engine"] == second_engine and records["debian-12"]["engine"] == "local"
     events = subprocess.run(
         ["docker", "-H", second_engine, "events", "--since", since, "--until", str(int(time.time()) + 1),
          "--filter", "type=container", "--filter", "event=create", "--format", "{{json .Actor.Attributes}}"],
         capture_output=True, text=True, check=True).stdout.split("\n")
     targets = [json.loads(line).get("qmail-pkg.target") for line in events if line.strip()]
-    assert targets and set(targets) == {"test-rpm"}
+    assert targets and set(targets) == {"el-9"}
     assert subprocess.run(["docker", "-H", second_engine, "ps", "-aq"], capture_output=True, text=True).stdout == ""
 
 
@@ -188,9 +188,8 @@ def test_ci_pipelines_are_valid_for_their_provider_and_their_shell_is_clean(prov
     assert checked.returncode == 0, checked.stdout + checked.stderr
     document = yaml.safe_load(destination.read_text())
     text = destination.read_text()
-    for name in ("debian-11", "debian-12", "debian-13", "el-8", "el-9", "freebsd-13", "freebsd-14"):
+    for name in ("debian-11", "debian-12", "debian-13", "el-8", "el-9", "el-10", "freebsd-14", "freebsd-15"):
         assert name in text
-    assert "test-rpm" not in text and "test-pkg" not in text  # test-only targets are not shipped
     assert "--no-cache" in text and "sha256sum -c" in text  # the independent rebuild is compared
     blocks = _shell_blocks(provider, document)
     assert blocks

@@ -1,7 +1,8 @@
-"""One recipe, three formats: the .rpm (built, linted and verified through its
-whole lifecycle with rpm in a clean container) and the FreeBSD .pkg (read
-back: member order, manifest, checksums, owners, modes), from the recipe's
-test-only targets that package on a Debian userland."""
+"""One recipe, three formats: the el-9 .rpm (cross-compiled with Zig against
+EL 9's glibc, linted and verified through its whole lifecycle with rpm in a
+clean container, whose glibc is newer) and the freebsd-14 .pkg (cross-compiled
+against FreeBSD's libc, read back: member order, manifest, checksums,
+owners, modes; its lifecycle needs a FreeBSD system)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,11 @@ def test_pkg_reads_back_as_pkg_would(built_pkg, recipe):
     assert full["config"] == ["/var/qmail/control/defaultdelivery"]
     assert set(full["scripts"]) == {"pre-install", "post-install", "pre-deinstall", "post-deinstall"}
     assert "PKG_UPGRADE" in full["scripts"]["pre-install"] and "pw groupadd" in full["scripts"]["pre-install"]
+    # the scripts name versions as pkg does; conflicting ports are refused by the
+    # pre-install (pkg cannot install a manifest whose `conflicts` is absent)
+    assert "QS_VERSION=1.03_1" in full["scripts"]["pre-install"]
+    assert "QS_CONFLICTS='qmail netqmail notqmail'" in full["scripts"]["pre-install"]
+    assert "conflicts" not in full and "conflicts" not in compact
     queue = full["files"]["/var/qmail/bin/qmail-queue"]
     assert (queue["uname"], queue["gname"], queue["perm"]) == ("qmailq", "qmail", "04711")
     assert queue["sum"] == file_sum(contents["/var/qmail/bin/qmail-queue"])
@@ -73,11 +79,19 @@ def built_pkg_epoch(result) -> int:
     return json.loads(result.record_path.read_text())["source_date_epoch"]
 
 
-def test_pkg_is_marked_test_only(built_pkg):
-    record = json.loads(built_pkg.record_path.read_text())
-    assert record["test_only"] is True and record["official"] is False and record["userland"] == "debian"
-    full = read_pkg(artifact_of(built_pkg, "pkg")).full
-    assert "TEST PACKAGE: built for freebsd on a debian userland" in full["desc"]
+def test_cross_builds_say_so_in_their_record(built_pkg, built_rpm):
+    for result, triple in ((built_pkg, "x86_64-freebsd.14.0-none"), (built_rpm, "x86_64-linux-gnu.2.34")):
+        record = json.loads(result.record_path.read_text())
+        assert record["official"] is True and record["method"] == "cross" and record["userland"] == "debian"
+        assert record["toolchain"]["name"] == "zig" and record["toolchain"]["target"] == triple
+        assert len(record["toolchain"]["sha256"]) == 64 and record["toolchain"]["version"] == "0.17.1"
+        provenance = json.loads(result.record_path.with_name(
+            result.record_path.name.replace(".build.json", ".intoto.json")).read_text())
+        dependencies = provenance["predicate"]["buildDefinition"]["resolvedDependencies"]
+        assert {"name": "toolchain:zig", "uri": triple, "digest": {"sha256": record["toolchain"]["sha256"]},
+                "annotations": {"version": "0.17.1"}} in dependencies
+        log = result.log_path.read_text()
+        assert f"cross build (zig, {triple})" in log and "-o auto-uid" not in log.split("==> step")[0]
 
 
 # -- the .rpm ------------------------------------------------------------------
@@ -117,7 +131,7 @@ def test_rpmlint_finds_no_error(built_rpm, recipe):
 def test_rpm_lifecycle_with_rpm_in_a_clean_system(built_rpm, built_rpm_next, recipe):
     """install, syncdir proof, upgrade with mail in flight, erase (rpm's purge: mail kept, the rest gone),
     reinstall, erase without mail (nothing left), with rpm."""
-    report = run_verify(recipe, recipe.target("test-rpm"),
+    report = run_verify(recipe, recipe.target("el-9"),
                         [artifact_of(built_rpm, "rpm"), artifact_of(built_rpm_next, "rpm")], messages=100)
     failed = [f"{s.name}: {s.evidence}" for s in report.steps if not s.passed]
     assert not failed, failed
@@ -143,7 +157,7 @@ def test_rpm_lifecycle_on_systemd_hosts(built_rpm, built_rpm_next, recipe, host)
     never two qmail-send."""
     from builder.verify.hosts import HOSTS
 
-    report = run_verify(recipe, recipe.target("test-rpm"),
+    report = run_verify(recipe, recipe.target("el-9"),
                         [artifact_of(built_rpm, "rpm"), artifact_of(built_rpm_next, "rpm")], messages=100,
                         host=HOSTS[host])
     failed = [f"{s.name}: {s.evidence}" for s in report.steps if not s.passed]
@@ -157,11 +171,9 @@ def test_rpm_lifecycle_on_systemd_hosts(built_rpm, built_rpm_next, recipe, host)
         assert "switch to daemontools: systemd keeps nothing of the package" in names
 
 
-def test_one_recipe_builds_all_three_formats_through_the_command_line(engine, fixture_sources, tmp_path):
-    args = [sys.executable, "-m", "builder.cli", "build", str(RECIPE), "--target", "debian-12", "--target", "test-rpm",
-            "--target", "test-pkg", "--out", str(tmp_path), "--json"]
-    for name, path in fixture_sources.items():
-        args += ["--source", f"{name}={path}"]
+def test_one_recipe_builds_all_three_formats_through_the_command_line(engine, miniature, tmp_path):
+    args = [sys.executable, "-m", "builder.cli", "build", str(miniature[0]), "--target", "debian-12", "--target", "el-9",
+            "--target", "freebsd-14", "--out", str(tmp_path), "--sources", str(miniature[1]), "--json"]
     result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr
     formats = sorted(a["format"] for entry in json.loads(result.stdout) for a in entry["artifacts"])
@@ -169,4 +181,6 @@ def test_one_recipe_builds_all_three_formats_through_the_command_line(engine, fi
     packages = sorted(str(p) for p in tmp_path.glob("*/*") if p.suffix in (".deb", ".rpm", ".pkg"))
     lint_run = subprocess.run([sys.executable, "-m", "builder.cli", "lint", *packages],
                               capture_output=True, text=True, cwd=ROOT)
-    assert lint_run.returncode == 0 and lint_run.stdout.count("PASS") == 3, lint_run.stdout + lint_run.stderr
+    # per package: the format's linter, then six checks of its programs
+    assert lint_run.returncode == 0 and lint_run.stdout.count("PASS") == 3 * 7, lint_run.stdout + lint_run.stderr
+    assert "FAIL" not in lint_run.stdout

@@ -65,9 +65,9 @@ def test_findings_are_the_error_and_warning_lines_with_what_they_list():
 
 
 def test_other_formats_and_missing_files_are_one_line_errors(tmp_path):
-    result = qmail_pkg("piuparts", str(tmp_path / "x.rpm"), "--target", "test-rpm")
+    result = qmail_pkg("piuparts", str(tmp_path / "x.rpm"), "--target", "el-9")
     assert result.returncode == 1 and result.stderr.count("\n") == 1
-    assert "test-rpm: piuparts tests Debian packages" in result.stderr and "Traceback" not in result.stderr
+    assert "el-9: piuparts tests Debian packages" in result.stderr and "Traceback" not in result.stderr
     result = qmail_pkg("piuparts", str(tmp_path / "missing.deb"), "--target", TARGET)
     assert result.returncode == 1 and "missing.deb: no such .deb" in result.stderr
     result = qmail_pkg("piuparts", "a.deb", "b.deb", "--target", TARGET, "--log", str(tmp_path / "l"))

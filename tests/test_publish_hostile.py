@@ -168,12 +168,12 @@ class Scene:
         self.secret, self.pkg_key = keys
         self.recipe = miniature[0]
         self.deb = next(self.artifacts.glob("debian-12/*.deb"))
-        self.rpm = next(self.artifacts.glob("test-rpm/*.rpm"))
-        self.pkg = next(self.artifacts.glob("test-pkg/*.pkg"))
+        self.rpm = next(self.artifacts.glob("el-9/*.rpm"))
+        self.pkg = next(self.artifacts.glob("freebsd-14/*.pkg"))
 
     def argv(self, *extra: str, artifacts: Path | None = None) -> list[str]:
         return ["repo", "publish", str(artifacts or self.artifacts), "--repo", str(self.repo), "--recipe",
-                str(self.recipe), "--key", str(self.secret), "--pkg-key", str(self.pkg_key), "--allow-test-only",
+                str(self.recipe), "--key", str(self.secret), "--pkg-key", str(self.pkg_key),
                 *extra]
 
     def publish(self, capsys, *extra: str) -> tuple[int, str]:
@@ -238,7 +238,8 @@ RECORD_CASES = {
     "release-other": ("debian-12", lambda d: d.update(release="13"), "release '13' is not the recipe's '12'"),
     "family-other": ("debian-12", lambda d: d.update(family="rhel"), "family 'rhel' is not the recipe's 'debian'"),
     "version-other": ("debian-12", lambda d: d.update(version="9.99-1"), "version '9.99-1' is not the recipe's"),
-    "test-only-denied": ("test-rpm", lambda d: d.update(test_only=False), "test_only says False"),
+    "test-only": ("el-9", lambda d: d.update(test_only=True), "a test-only build (made by an older qmail-pkg"),
+    "method-unknown": ("debian-12", lambda d: d.update(method="magic"), "method: 'magic' is not a valid value here"),
     "facts-missing": ("debian-12", lambda d: _row(d, ".deb").pop("facts"), "its record holds no facts"),
     "sha256-of-another-file": ("debian-12", lambda d: _row(d, ".deb").update(sha256="ab" * 32),
                                "its bytes are not the ones the build recorded"),

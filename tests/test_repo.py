@@ -186,9 +186,6 @@ def test_same_version_with_other_content_is_refused_same_bytes_change_nothing(bu
         publish(other, repo, key=str(gnupg["secret_file"]))
     pool = repo / "pool/main/q/qmail-syncdir/qmail-syncdir_1.03-1+deb12_amd64.deb"
     assert pool.read_bytes() == before[pool]
-    # test-only packages need saying so
-    with pytest.raises(PublishError, match="refusing to publish test-only packages \\(targets test-rpm"):
-        publish(artifacts_dir(tmp_path / "c", built_rpm), repo, key=str(gnupg["secret_file"]))
     assert record.exists()
 
 
@@ -210,10 +207,10 @@ def test_keys_missing_expired_or_absent_are_clear_errors(gnupg, tmp_path, built,
 
 def test_dnf_reads_the_signed_rpm_repository(built_rpm, gnupg, tmp_path):
     repo = tmp_path / "repo"
-    publish(artifacts_dir(tmp_path, built_rpm), repo, key=str(gnupg["secret_file"]), allow_test_only=True)
-    assert (repo / "rpm/test-rpm/repodata/repomd.xml.asc").exists()
-    snippet = (repo / "rpm-test-rpm.repo").read_text()
-    assert "gpgcheck=1" in snippet and "repo_gpgcheck=1" in snippet and "TEST packages" in snippet
+    publish(artifacts_dir(tmp_path, built_rpm), repo, key=str(gnupg["secret_file"]))
+    assert (repo / "rpm/el-9/repodata/repomd.xml.asc").exists()
+    snippet = (repo / "rpm-el-9.repo").read_text()
+    assert "gpgcheck=1" in snippet and "repo_gpgcheck=1" in snippet and "baseurl=file://" in snippet
     config = tmp_path / "dnf"
     (config / "repos").mkdir(parents=True)
     (config / "repos" / "q.repo").write_text(snippet)
@@ -235,7 +232,7 @@ def test_dnf_reads_the_signed_rpm_repository(built_rpm, gnupg, tmp_path):
     unsigned = subprocess.run(["rpm", "--dbpath", str(db), "-K", str(artifact_of(built_rpm, "rpm"))], capture_output=True, text=True)
     assert "signatures OK" not in unsigned.stdout  # the check can fail: the build's own rpm is not signed
     # a tampered repomd.xml no longer matches its signature: dnf refuses the repository
-    repomd = repo / "rpm/test-rpm/repodata/repomd.xml"
+    repomd = repo / "rpm/el-9/repodata/repomd.xml"
     repomd.write_text(repomd.read_text().replace("<revision>", "<revision>1"))
     shutil.rmtree(root)
     refused = subprocess.run(base + ["repoquery"], capture_output=True, text=True, timeout=300)
@@ -248,7 +245,7 @@ def test_freebsd_catalogue_lists_the_package_signed(built_pkg, gnupg, tmp_path):
     import zstandard
 
     repo = tmp_path / "repo"
-    publish(artifacts_dir(tmp_path, built_pkg), repo, key=None, pkg_key=gnupg["pkg_key"], allow_test_only=True)
+    publish(artifacts_dir(tmp_path, built_pkg), repo, key=None, pkg_key=gnupg["pkg_key"])
     area = repo / "freebsd/FreeBSD:14:amd64"
     package = area / "All/qmail-syncdir-1.03_1.pkg"
     assert (area / "meta.conf").read_text().startswith("version = 2;\npacking_format = \"tzst\";")

@@ -79,10 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("recipe")
         p.add_argument("--target", action="append", help="target name (repeatable)")
         p.add_argument("--all", action="store_true", help="every target of the recipe")
+        how = p.add_mutually_exclusive_group()
+        how.add_argument("--native", dest="method", action="store_const", const="native",
+                         help="build natively: in an image of the target's own userland (EL: its distribution's "
+                              "image, which needs a container registry) or a FreeBSD jail")
+        how.add_argument("--cross", dest="method", action="store_const", const="cross",
+                         help="cross-compile on this Linux host's Docker engine (the target's `cross:` toolchain). "
+                              "Without either, each target builds as its recipe says: EL and FreeBSD cross-compiled "
+                              "with Zig, Debian natively on amd64 and with Debian's cross gcc on arm64")
         p.add_argument("--arch", action="append", metavar="ARCH",
                        help="build for this architecture (Debian's spelling, repeatable; `all`: every one the "
-                            "target lists; default: its first). Another than this host's runs under qemu-user "
-                            "emulation")
+                            "target lists; default: its first). A native build for another architecture than "
+                            "this host's runs under qemu-user emulation; a cross build does not")
 
     p = sub.add_parser("build", help="build packages for targets of a recipe")
     target_args(p)
@@ -179,8 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
                                  "passphrase from $QMAIL_PKG_SIGNING_PASSPHRASE or the agent")
     p.add_argument("--pkg-key", help="RSA private key (PEM) that signs FreeBSD pkg catalogues")
     p.add_argument("--prune", type=whole_number(1, 1000), metavar="N", help="keep only the newest N versions")
-    p.add_argument("--allow-test-only", action="store_true",
-                   help="publish test-only packages too (the repository then says it is a test)")
     p.add_argument("--base-url", help="where users will fetch the tree from (for the snippets; default file://)")
     p.add_argument("--recipe", default=commands.DEFAULT_RECIPE,
                    help="the recipe the artifacts were built from: every artifact is checked against it (and its "

@@ -32,6 +32,7 @@ from ..sources import default_cache_dir as default_sources_dir
 from ..sources import digest_file
 from ..verify import run_verify
 from ..verify.hosts import HOSTS, host_named
+from ..verify.lint import lint_artifact
 from ..verify.piuparts import bases_dir as piuparts_bases_dir
 from ..verify.piuparts import run_piuparts
 from ..verify.powercut import FILESYSTEMS, PowerCutOptions, power_cut_inputs, run_power_cut, runs_folder
@@ -64,7 +65,7 @@ def _recipe_of(given: str | None, artifacts: list[str]):
     return _load(DEFAULT_RECIPE)
 
 
-def _builds(targets, architectures: list[str] | None):
+def _builds(targets, architectures: list[str] | None, method: str | None = None):
     """Each target once per architecture asked for: its first (primary)
     architecture without --arch, every one it lists with --arch all.
     Every value but `all` is checked even beside `all`, and one asked for
@@ -83,7 +84,13 @@ def _builds(targets, architectures: list[str] | None):
         else:
             chosen = asked
         for architecture in chosen:
-            builds.append(target.for_architecture(architecture))
+            build = target.for_architecture(architecture)
+            if method is not None:
+                try:
+                    build = build.with_method(method)
+                except ValueError as exc:
+                    raise QmailPkgError(str(exc)) from None
+            builds.append(build)
     native = emulation.host_architecture()
     return sorted(builds, key=lambda build: build.architecture == native)
 
@@ -145,7 +152,7 @@ def _build_options(args, targets):
 
 def build(args) -> int:
     recipe = _load(args.recipe)
-    targets = _builds(_targets(recipe, args.target, args.all), args.arch)
+    targets = _builds(_targets(recipe, args.target, args.all), args.arch, args.method)
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
     options = _build_options(args, targets)
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
@@ -173,7 +180,7 @@ def images(args) -> int:
     recipe = _load(args.recipe)
     check_integer_settings()  # image bootstraps inherit SOURCE_DATE_EPOCH
     roles = ROLES if args.verify else ("build",)
-    for target in _builds(_targets(recipe, args.target, args.all), args.arch):
+    for target in _builds(_targets(recipe, args.target, args.all), args.arch, args.method):
         for role in roles:
             environment = prepare_environment(target, role, lambda line: print(line, file=sys.stderr))
             print(f"{environment.reference} {environment.identity[:19]}")
@@ -270,9 +277,9 @@ def lint(args) -> int:
             raise QmailPkgError(f"{path}: not a package this tool makes ({made})")
         if not path.is_file():
             raise QmailPkgError(f"{path}: no such file")
-        result = PACKAGERS[fmt].lint(path, recipe)
-        failed += not result.passed
-        print(f"{'PASS' if result.passed else 'FAIL'}  {path.name}: {result.name}: {result.evidence}")
+        for result in lint_artifact(path, recipe):
+            failed += not result.passed
+            print(f"{result.word}  {path.name}: {result.name}: {result.evidence}")
     return 1 if failed else 0
 
 
@@ -280,7 +287,7 @@ def repo_publish(args) -> int:
     report = publish(
         Path(args.artifacts), Path(args.repo), recipe=_load(args.recipe), key=args.key,
         pkg_key=Path(args.pkg_key) if args.pkg_key else None, prune=args.prune,
-        allow_test_only=args.allow_test_only, base_url=args.base_url or "",
+        base_url=args.base_url or "",
         rebuilt=Path(args.rebuilt) if args.rebuilt else None, require_provenance=args.require_provenance,
     )
     if args.json:

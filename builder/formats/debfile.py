@@ -231,6 +231,14 @@ def read_deb_control(path: Path, data: bytes) -> list[tuple[str, str]]:
     return _control(control, str(path))[0]
 
 
+def deb_files(path: Path, data: bytes):
+    """(absolute path, content) of each regular file the .deb's data carries."""
+    _, payload = _members(data, str(path))
+    for member, content in _entries(*payload, str(path)):
+        if member.isreg():
+            yield "/" + _relative(member.name), content or b""
+
+
 def read_deb(path: Path, data: bytes) -> PackageFacts:
     """The facts of the .deb whose bytes are `data` (`path` names it in messages)."""
     where = str(path)
@@ -253,4 +261,4 @@ def read_deb(path: Path, data: bytes) -> PackageFacts:
     )
 
 
-__all__ = ["DebError", "RELATION_FIELDS", "parse_control", "read_deb", "read_deb_control"]
+__all__ = ["DebError", "RELATION_FIELDS", "deb_files", "parse_control", "read_deb", "read_deb_control"]

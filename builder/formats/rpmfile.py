@@ -61,6 +61,31 @@ def header(path: Path) -> dict[str, list[str]]:
     return tags
 
 
+def rpm_files(path: Path):
+    """(absolute path, content) of each regular file in the payload, read from
+    rpm2cpio's newc archive (the payload rpm -K checked)."""
+    where = str(path)
+    data = _run(["rpm2cpio", str(path)], where)
+    offset = 0
+    while offset + 110 <= len(data):
+        header = data[offset:offset + 110]
+        if header[:6] not in (b"070701", b"070702"):
+            raise RpmError(f"{where}: the payload is not a newc cpio archive")
+        fields = [int(header[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        mode, size, name_size = fields[1], fields[6], fields[11]
+        name_start = offset + 110
+        name = data[name_start:name_start + name_size - 1].decode("utf-8", "replace")
+        data_start = (name_start + name_size + 3) & ~3
+        if name == "TRAILER!!!":
+            return
+        content = data[data_start:data_start + size]
+        offset = (data_start + size + 3) & ~3
+        if stat.S_ISREG(mode):
+            relative = name[2:] if name.startswith("./") else name.lstrip("/")
+            yield "/" + relative, content
+    raise RpmError(f"{where}: the payload ends without its trailer")
+
+
 def _relation(name: str, flags: int, version: str) -> str:
     op = {_LESS: "<", _LESS | _EQUAL: "<=", _EQUAL: "=", _GREATER | _EQUAL: ">=", _GREATER: ">"}.get(
         flags & (_LESS | _GREATER | _EQUAL), "")
@@ -132,4 +157,4 @@ def read_rpm(path: Path) -> PackageFacts:
     )
 
 
-__all__ = ["RpmError", "header", "read_rpm"]
+__all__ = ["RpmError", "header", "read_rpm", "rpm_files"]

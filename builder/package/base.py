@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol
 
 from ..formats.facts import ContentEntry, PackageFacts
@@ -31,7 +32,6 @@ class PackageSpec:
     source_date_epoch: int
     options: Any = None  # the packager's options dataclass
     library_depends: tuple[str, ...] = ()
-    test_only: bool = False  # built for the project's tests on a foreign userland
     install_prefix: str = ""  # the recipe's layout.prefix (pkg's manifest names it)
     # Folders in `shipped` that belong to the system (/usr, /var...): dpkg
     # counts references to folders, rpm and pkg must not claim them.
@@ -92,6 +92,9 @@ class Packager(Protocol):
 
     def read(self, path: Path, data: bytes) -> PackageFacts:
         """What the package file says about itself (builder/formats/)."""
+
+    def files(self, path: Path, data: bytes) -> Iterable[tuple[str, bytes]]:
+        """(absolute path, content) of every regular file the package carries."""
 
     def lint(self, artifact: Path, recipe: Any) -> Any:
         """The format's linter as a gate: a CheckResult."""

@@ -18,7 +18,7 @@ from ..formats.facts import ContentEntry, PackageFacts
 from ..record import ManifestEntry
 from ..repo.apt import AptRepository
 from .base import Artifact, PackageSpec
-from ..formats.debfile import read_deb
+from ..formats.debfile import deb_files, read_deb
 from .nfpm import base_config, merge_relations, rfc3339, run_nfpm
 
 RELATIONS = ("depends", "recommends", "suggests", "provides", "conflicts", "replaces")
@@ -117,6 +117,9 @@ class DebPackager:
 
     def read(self, path: Path, data: bytes) -> PackageFacts:
         return read_deb(path, data)
+
+    def files(self, path: Path, data: bytes):
+        return deb_files(path, data)
 
     def lint(self, artifact: Path, recipe) -> CheckResult:
         """lintian at --fail-on error,warning, the recipe's overrides shipped in the package."""

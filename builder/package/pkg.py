@@ -134,6 +134,9 @@ class PkgPackager:
     def read(self, path: Path, data: bytes) -> PackageFacts:
         return read_pkg_facts(path, data)
 
+    def files(self, path: Path, data: bytes):
+        return read_pkg(path, data).contents.items()
+
     def lint(self, artifact: Path, recipe) -> CheckResult:
         """What pkg(8) relies on, read back: member order, manifest keys, every
         file's checksum and attributes, the scripts; and no key pkg cannot

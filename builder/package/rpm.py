@@ -22,7 +22,7 @@ from ..record import ManifestEntry
 from ..repo.rpm import RpmRepository
 from .base import Artifact, PackageSpec, own_entries
 from .nfpm import base_config, merge_relations, run_nfpm
-from ..formats.rpmfile import FIELD_TAGS, read_rpm
+from ..formats.rpmfile import FIELD_TAGS, read_rpm, rpm_files
 
 RELATION = {
     "type": "string",
@@ -122,6 +122,9 @@ class RpmPackager:
 
     def read(self, path: Path, data: bytes) -> PackageFacts:
         return read_rpm(path)
+
+    def files(self, path: Path, data: bytes):
+        return rpm_files(path)
 
     def lint(self, artifact: Path, recipe) -> CheckResult:
         """rpmlint's errors, less the findings the recipe justifies (rpm.rpmlint_filters)."""

@@ -14,6 +14,23 @@ from ..sandbox.images import ImageSpec
 
 Steps = list[tuple[str, tuple[str, ...]]]  # (title, argv) run in the build sandbox
 
+# The interpreter of a dynamically linked program on Linux, by architecture.
+GLIBC_INTERPRETERS = {"amd64": "/lib64/ld-linux-x86-64.so.2", "arm64": "/lib/ld-linux-aarch64.so.1"}
+GLIBC_LIBRARIES = r"^lib[a-z0-9_+-]*\.so(\.[0-9]+)*$"
+
+
+@dataclass(frozen=True)
+class BinaryRules:
+    """What a program built for a target must be, to run on the target's
+    systems: the OS its ELF header names, its interpreter, the libraries it
+    may need and the newest symbol version of the C library."""
+
+    osabi: tuple[str, ...]  # accepted EI_OSABI, pyelftools' names
+    interpreter: str
+    libraries: str  # regex every NEEDED library matches
+    version_prefix: str  # GLIBC_ or FBSD_
+    newest: tuple[int, ...] | None  # no symbol version newer than this
+
 
 @dataclass(frozen=True)
 class PackageManager:
@@ -74,8 +91,9 @@ class Platform:
         return self.arch_names.get(arch, arch)
 
     def package_manager_on(self, userland: str) -> PackageManager:
-        """The package manager's verbs on a system of the given userland
-        (test targets install packages on a foreign one)."""
+        """The package manager's verbs on a system of the given userland (a
+        cross-built package is verified on the cross userland, where its
+        binaries run when the family's are compatible)."""
         return self.package_manager
 
     def version_suffix(self, target: Target) -> str:
@@ -104,6 +122,24 @@ class Platform:
 
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         """Commands run in the build sandbox after the recipe's steps."""
+        return []
+
+    def binary_rules(self, target: Target) -> BinaryRules:
+        """What the target's programs must be (`qmail-pkg lint` checks them)."""
+        raise ValueError(f"{self.family}: no rules for its programs")
+
+    def cross_triple(self, target: Target) -> str:
+        """The compiler's target for a cross build of this family (the cross
+        toolchains' spelling: x86_64-freebsd.14.0-none, aarch64-linux-gnu...)."""
+        raise ValueError(f"{self.family} targets cannot be cross-compiled here")
+
+    def cross_environment(self, target: Target) -> dict[str, str]:
+        """What this family's own tools need to know of a cross build."""
+        return {}
+
+    def cross_finish_steps(self, roots: tuple[str, ...]) -> Steps:
+        """What a cross build does after the userland's finishing steps,
+        that this family's own toolchain would have done (ELF branding)."""
         return []
 
     def dependency_probe(self, roots: tuple[str, ...]) -> tuple[str, ...] | None:

@@ -18,12 +18,15 @@ from ..errors import SandboxError, VerifyError
 from ..recipe.model import Target
 from ..sandbox.docker import client, import_rootfs
 from ..sandbox.images import DEFINITION_LABEL, PACKAGES_LABEL, ImageSpec
-from .base import PackageManager, Platform, Steps
+from ..toolchains import ZIG_CACHE, ZIG_HOME, fetch_wheel, toolchain_named, zig_tarball
+from .base import GLIBC_INTERPRETERS, GLIBC_LIBRARIES, BinaryRules, PackageManager, Platform, Steps
 from .gnu import STRIP_SUFFIX, strip_steps
 
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
 VM_INITRAMFS_HOOK = Path(__file__).resolve().parent / "debian-initramfs-hook.sh"
 APT_DIR = Path("/etc/apt")
+# Each Debian release's glibc: its programs need no newer symbol version.
+GLIBC = {"11": "2.31", "12": "2.36", "13": "2.41"}
 # Inside images: a flat apt repository of packages offered, not installed.
 OFFERED_REPOSITORY = "/var/local/qmail-pkg-apt"
 OFFERED_SOURCES = "/etc/apt/sources.list.d/qmail-pkg-offered.list"
@@ -58,6 +61,19 @@ class DebianPlatform(Platform):
 
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return strip_steps(roots)
+
+    def binary_rules(self, target: Target) -> BinaryRules:
+        newest = GLIBC.get(target.release)
+        return BinaryRules(("ELFOSABI_SYSV", "ELFOSABI_LINUX"), GLIBC_INTERPRETERS[target.architecture],
+                           GLIBC_LIBRARIES, "GLIBC_", tuple(int(part) for part in newest.split(".")) if newest else None)
+
+    def cross_environment(self, target: Target) -> dict[str, str]:
+        # dpkg-shlibdeps reads the target architecture's libraries (multiarch)
+        return {"DEB_HOST_ARCH": target.architecture}
+
+    def cross_triple(self, target: Target) -> str:
+        # Debian's cross gcc (crossbuild-essential-<arch>) is named by the GNU triple
+        return {"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[target.architecture]
 
     def systemd_unit_dir(self, target: Target) -> str:
         # Before trixie, Debian's systemd units live in /lib (lintian and
@@ -178,6 +194,41 @@ def _offered_hooks(offered: tuple[str, ...]) -> list[str]:
     ]
 
 
+# A C program that makes Zig build (and cache) a target's C library stubs and
+# startup files, as a qmail build will: an executable linked against libc.
+WARM_PROGRAM = "#include <stdio.h>\nint main(void) { puts(\"warm\"); return 0; }\n"
+
+
+def _toolchain_hooks(spec: ImageSpec, scratch: Path, log: Callable[[str], None]) -> list[str]:
+    """mmdebstrap hooks that put a toolchain which is not a Debian package
+    into the image: Zig from its pinned wheel at /opt/zig, its cache warmed
+    for every target it serves (a cold cache costs half a minute a build),
+    and `gmake` for recipes that call GNU make by its BSD name."""
+    if not spec.toolchain:
+        return []
+    toolchain = toolchain_named(spec.toolchain)
+    if toolchain.sha256_of(spec.architecture) != spec.toolchain_sha256:
+        raise SandboxError(f"{spec.reference}: the image wants {spec.toolchain} {spec.toolchain_sha256[:12]}, "
+                           "which this qmail-pkg does not pin")
+    tarball = zig_tarball(fetch_wheel(toolchain, spec.architecture, log), scratch / "zig.tar")
+    program = scratch / "warm.c"
+    program.write_text(WARM_PROGRAM)
+    script = scratch / "warm.sh"
+    # two at a time: each builds one C library's stubs and startup files
+    script.write_text(f"export ZIG_GLOBAL_CACHE_DIR={ZIG_CACHE}\n"
+                      f"printf '%s\\n' {' '.join(toolchain.warm)} |\n"
+                      f"  xargs -P 2 -I @ {ZIG_HOME}/zig cc -target @ -o /tmp/warm-@ /tmp/warm.c\n")
+    return [
+        f"--customize-hook=mkdir -p \"$1\"{ZIG_HOME} \"$1\"{ZIG_CACHE}",
+        f"--customize-hook=tar -C \"$1\"{ZIG_HOME} -xf {tarball}",
+        f"--customize-hook=upload {program} /tmp/warm.c",
+        f"--customize-hook=upload {script} /tmp/warm.sh",
+        "--customize-hook=chroot \"$1\" sh -eu /tmp/warm.sh",
+        "--customize-hook=rm -f \"$1\"/tmp/warm-* \"$1\"/tmp/warm.c \"$1\"/tmp/warm.sh",
+        "--customize-hook=ln -sf make \"$1\"/usr/bin/gmake",
+    ]
+
+
 def bootstrap_with_mmdebstrap(spec: ImageSpec, log: Callable[[str], None], engine=None) -> None:
     """A Debian userland from the host's mirror, `docker import`ed with the
     label that records its definition (no registry involved)."""
@@ -194,11 +245,12 @@ def bootstrap_with_mmdebstrap(spec: ImageSpec, log: Callable[[str], None], engin
             "mmdebstrap",
             "--variant=minbase",
             "--quiet",
-            f"--architectures={spec.architecture}",
+            f"--architectures={','.join((spec.architecture, *spec.foreign))}",
             f"--include={','.join(spec.packages)}",
             # What went in, version by version: the build record names it.
             f"--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W -f '${{Package}}=${{Version}}\\n' > {installed}",
             *_offered_hooks(spec.offered),
+            *_toolchain_hooks(spec, Path(tmp), log),
             # Keep images small and free of apt lists that would go stale.
             "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*.bin",
             spec.suite,
@@ -215,6 +267,7 @@ def bootstrap_with_mmdebstrap(spec: ImageSpec, log: Callable[[str], None], engin
             raise SandboxError(f"mmdebstrap {spec.suite} failed: {' | '.join(tail)}")
         versions = " ".join(sorted(installed.read_text().split())) if installed.exists() else ""
         changes = [
+            *([f"LABEL qmail-pkg.toolchain=\"{spec.toolchain} {spec.toolchain_sha256}\""] if spec.toolchain else []),
             f"LABEL {DEFINITION_LABEL}={spec.definition_hash}",
             f"LABEL {PACKAGES_LABEL}=\"{versions}\"",
             f"LABEL qmail-pkg.suite={spec.suite}",

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import SandboxError
+from ..errors import SandboxError, VerifyError
 from ..recipe.model import Accounts, Target
 from ..sandbox.images import ImageSpec
-from .base import PackageManager, Platform, Steps
+from .base import BinaryRules, PackageManager, Platform, Steps
 
 # FreeBSD's stat(1) spells -c as -f, with %Lp for the permission bits.
 STRIP_SCRIPT = r"""
@@ -24,7 +24,19 @@ for f; do
 done' sh {} +
 """
 
+# Every ELF file below the roots gets EI_OSABI (byte 7) = 9, in place.
+BRAND_SCRIPT = r"""
+find "$@" -type f | while IFS= read -r f; do
+    [ "$(od -An -N4 -tx1 "$f" | tr -d " ")" = 7f454c46 ] || continue
+    printf '\011' | dd of="$f" bs=1 seek=7 count=1 conv=notrunc 2>/dev/null
+done
+"""
+
 JAIL_BASE_ENV = "QMAIL_PKG_JAIL_BASE"
+# The newest libc symbol version each FreeBSD release's libc.so.7 has.
+FBSD_VERSIONS = {"14": (1, 7), "15": (1, 8)}
+# The base system's libraries a package may need without depending on a package.
+BASE_LIBRARIES = r"^lib(c|m|util|crypt|md|thr|z|elf|kvm|bsdxml|execinfo)\.so\.[0-9]+$"
 
 
 class FreeBSDPlatform(Platform):
@@ -63,6 +75,34 @@ class FreeBSDPlatform(Platform):
                     "-d", user.home, "-s", user.shell)
             steps.append((f"create user {user.name} ({user.uid})", argv))
         return steps
+
+    def package_manager_on(self, userland: str) -> PackageManager:
+        if userland != self.family:
+            raise VerifyError("a FreeBSD package's lifecycle needs a FreeBSD system (its binaries run on FreeBSD "
+                              "only); `qmail-pkg lint` checks the package and its binaries here")
+        return self.package_manager
+
+    def binary_rules(self, target: Target) -> BinaryRules:
+        major = target.release.split(".")[0]
+        newest = FBSD_VERSIONS.get(major)
+        if newest is None:
+            raise ValueError(f"{target.name}: no libc symbol version known for FreeBSD {major} "
+                             f"(known: {', '.join(FBSD_VERSIONS)})")
+        return BinaryRules(("ELFOSABI_FREEBSD",), "/libexec/ld-elf.so.1", BASE_LIBRARIES, "FBSD_", newest)
+
+    def cross_triple(self, target: Target) -> str:
+        """Zig's FreeBSD targets need a minor version (14.0): the release's
+        major, .0, so that the binaries run on every release of it."""
+        cpu = {"amd64": "x86_64", "arm64": "aarch64"}.get(target.architecture)
+        major = target.release.split(".")[0]
+        if cpu is None or not major.isdigit():
+            raise ValueError(f"{target.name}: no cross target for FreeBSD {target.release} on {target.architecture}")
+        return f"{cpu}-freebsd.{major}.0-none"
+
+    def cross_finish_steps(self, roots: tuple[str, ...]) -> Steps:
+        # Cross linkers write OS/ABI "UNIX - System V"; FreeBSD's own write
+        # "FreeBSD" (e_ident[EI_OSABI] = 9, what brandelf -t FreeBSD sets).
+        return [("brand the binaries for FreeBSD (ELF OS/ABI 9)", ("sh", "-eu", "-c", BRAND_SCRIPT, "brand", *roots))]
 
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return [("strip binaries (owners and modes kept)", ("sh", "-eu", "-c", STRIP_SCRIPT, "strip", *roots))]

@@ -21,7 +21,7 @@ find "$@" -type f -print0 | perl -0ne 'chomp; open(my $f, "<", $_) or next;
 while IFS= read -r f; do
     mode=$(stat -c %a "$f")
     owner=$(stat -c %u:%g "$f")
-    strip --remove-section=.comment --remove-section=.note --strip-unneeded -o "$f@STRIP_SUFFIX@" "$f"
+    "${STRIP:-strip}" --remove-section=.comment --remove-section=.note --strip-unneeded -o "$f@STRIP_SUFFIX@" "$f"
     chown "$owner" "$f@STRIP_SUFFIX@"
     chmod "$mode" "$f@STRIP_SUFFIX@"
     mv -f "$f@STRIP_SUFFIX@" "$f"

@@ -17,7 +17,7 @@ from dataclasses import replace
 from ..errors import SandboxError
 from ..recipe.model import Target
 from ..sandbox.images import DEFINITION_LABEL, ImageSpec, containers_dir
-from .base import PackageManager, Platform, Steps
+from .base import GLIBC_INTERPRETERS, GLIBC_LIBRARIES, BinaryRules, PackageManager, Platform, Steps
 from .gnu import STRIP_SUFFIX, strip_steps
 
 # rpm's own dependency generator (rpm-build on RHEL, Debian's rpm package),
@@ -29,6 +29,9 @@ for f; do
 done; :' sh {} + | sort | tr '\n' '\0' | xargs -0 -r /usr/lib/rpm/rpmdeps --requires
 """.replace("@STRIP_SUFFIX@", STRIP_SUFFIX)
 _CAPABILITY = re.compile(r"[A-Za-z0-9_.+-]+(\([^()\s]*\))*")
+
+# Each EL release's glibc (what its binaries may need at most).
+GLIBC = {"8": "2.28", "9": "2.34", "10": "2.39"}
 
 RPM = PackageManager(
     name="rpm",
@@ -75,6 +78,22 @@ class RhelPlatform(Platform):
 
     def finish_steps(self, roots: tuple[str, ...]) -> Steps:
         return strip_steps(roots)
+
+    def glibc(self, target: Target) -> str:
+        """The release's glibc: no binary may need a newer symbol version."""
+        major = target.release.split(".")[0]
+        if major not in GLIBC:
+            raise ValueError(f"{target.name}: no glibc known for EL {target.release} (known: {', '.join(GLIBC)})")
+        return GLIBC[major]
+
+    def binary_rules(self, target: Target) -> BinaryRules:
+        return BinaryRules(("ELFOSABI_SYSV", "ELFOSABI_LINUX"), GLIBC_INTERPRETERS[target.architecture],
+                           GLIBC_LIBRARIES, "GLIBC_", tuple(int(part) for part in self.glibc(target).split(".")))
+
+    def cross_triple(self, target: Target) -> str:
+        """Zig's glibc targets cap the symbol versions at the release's glibc:
+        x86_64-linux-gnu.2.34 for EL 9."""
+        return f"{self.arch(target.architecture)}-linux-gnu.{self.glibc(target)}"
 
     def dependency_probe(self, roots: tuple[str, ...]) -> tuple[str, ...]:
         return ("sh", "-eu", "-c", RPMDEPS_SCRIPT, "rpmdeps", *roots)

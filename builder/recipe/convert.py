@@ -11,6 +11,7 @@ from builder.platforms import platform_for
 from builder.recipe.model import (
     Accounts,
     BuildOption,
+    Cross,
     Group,
     Layout,
     PackageMeta,
@@ -78,14 +79,18 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         suite=raw.get("suite", ""),
         architecture=architectures[0],
         architectures=architectures,
-        userland=raw.get("userland", raw["family"]),
-        builder=raw.get("builder", platform_for(raw.get("userland", raw["family"])).default_builder),
-        test_only=raw.get("test_only", False),
+        native_builder=raw.get("builder", platform_for(raw["family"]).default_builder),
+        cross=_cross(raw["cross"]) if "cross" in raw else None,
+        method="cross" if "cross" in raw and architectures[0] in raw["cross"]["architectures"] else "native",
         source_date_epoch=build.get("source_date_epoch"),
         position=position,
         step_when=tuple(when) if any(when) else (),
         step_phases=tuple(phases),
     )
+
+
+def _cross(raw: dict[str, Any]) -> Cross:
+    return Cross(toolchain=raw["toolchain"], architectures=_strings(raw["architectures"]))
 
 
 def step_phase(item: Any) -> str:

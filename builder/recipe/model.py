@@ -109,6 +109,19 @@ class Services:
     postmaster_alias_to: str = "root"
 
 
+# The userland of the images cross builds run in (builder/toolchains.py).
+CROSS_USERLAND = "debian"
+METHODS = ("native", "cross")
+
+
+@dataclass(frozen=True)
+class Cross:
+    """How a target builds by cross-compilation on a Linux Docker host."""
+
+    toolchain: str  # zig | gnu (builder/toolchains.py)
+    architectures: tuple[str, ...]  # built this way unless told otherwise (--native)
+
+
 @dataclass(frozen=True)
 class Target:
     """One build target with every per-target override already applied."""
@@ -129,11 +142,9 @@ class Target:
     suite: str = ""  # Debian suite for bootstrap images (bookworm...)
     architecture: str = "amd64"  # the one this build is for (Debian's spelling; each format translates)
     architectures: tuple[str, ...] = ("amd64",)  # every one the recipe builds the target for
-    userland: str = ""  # family of the build image's userland ("" = family)
-    builder: str = "docker"  # sandbox backend: docker | jail
-    # Built on a userland that is not the family's own (e.g. an .rpm made on
-    # Debian): for the project's tests, never to be published.
-    test_only: bool = False
+    native_builder: str = "docker"  # sandbox backend of a native build: docker | jail
+    cross: Cross | None = None  # how it cross-compiles, when it can
+    method: str = "native"  # how this build builds: native | cross (see for_architecture)
     source_date_epoch: int | None = None  # build.source_date_epoch, when the recipe fixes it
     # where the target is written in the recipe (line, column), for messages
     position: tuple[int, int] = field(default=(1, 1), compare=False)
@@ -144,8 +155,27 @@ class Target:
     step_phases: tuple[str, ...] = ()
 
     def for_architecture(self, architecture: str) -> "Target":
-        """This target as built for one of its architectures."""
-        return replace(self, architecture=architecture)
+        """This target as built for one of its architectures, by the method the
+        recipe gives that architecture (cross where `cross:` lists it)."""
+        cross = self.cross is not None and architecture in self.cross.architectures
+        return replace(self, architecture=architecture, method="cross" if cross else "native")
+
+    def with_method(self, method: str) -> "Target":
+        """This build forced native or cross (`build --native/--cross`)."""
+        if method == "cross" and self.cross is None:
+            raise ValueError(f"{self.name} has no cross: section; it builds natively only")
+        return replace(self, method=method)
+
+    @property
+    def userland(self) -> str:
+        """The family of the build image's userland: the target's own, or the
+        cross images' for a cross build."""
+        return CROSS_USERLAND if self.method == "cross" else self.family
+
+    @property
+    def builder(self) -> str:
+        """The sandbox backend: cross builds run in Docker on any Linux host."""
+        return "docker" if self.method == "cross" else self.native_builder
 
     @property
     def active_patches(self) -> tuple[Patch, ...]:

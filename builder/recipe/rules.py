@@ -90,6 +90,13 @@ def _check_targets(data: dict[str, Any], report: Report) -> set[str]:
                     report.at_value(
                         base + ("formats", number), f"format {fmt!r} needs family {needed!r}, not {family!r}"
                     )
+        cross = target.get("cross")
+        listed = target.get("architectures") or [target.get("architecture", "amd64")]
+        if isinstance(cross, dict) and isinstance(cross.get("architectures"), list) and isinstance(listed, list):
+            for number, arch in enumerate(cross["architectures"]):
+                if isinstance(arch, str) and arch not in listed:
+                    report.at_value(base + ("cross", "architectures", number),
+                                    f"{show(arch)} is not one of the target's architectures ({', '.join(map(str, listed))})")
         if "architecture" in target and "architectures" in target:
             report.at_key(base + ("architectures",), "give architecture or architectures, not both")
         if "accounts" in target:

@@ -17,6 +17,7 @@ import jsonschema
 
 from builder.package import PACKAGERS
 from builder.platforms import PLATFORMS
+from builder.toolchains import TOOLCHAINS
 from builder.recipe.yamlpos import FieldPath, Report, show
 
 
@@ -41,7 +42,8 @@ def _fill_enums(node: Any, enums: dict[str, list[str]]) -> None:
 @functools.cache
 def schema() -> dict[str, Any]:
     schema = json.loads(resources.files("builder.recipe").joinpath("schema.json").read_text(encoding="utf-8"))
-    _fill_enums(schema, {"platforms": sorted(PLATFORMS), "packagers": sorted(PACKAGERS)})
+    _fill_enums(schema, {"platforms": sorted(PLATFORMS), "packagers": sorted(PACKAGERS),
+                          "toolchains": sorted(TOOLCHAINS)})
     for packager in PACKAGERS.values():
         schema["properties"][packager.options_key] = packager.options_schema
     return schema

@@ -70,7 +70,6 @@ class BuildRecord:
     recipe_path: str
     recipe_sha256: str
     official: bool
-    test_only: bool
     options: tuple[tuple[str, bool], ...]
     variant: tuple[tuple[str, bool], ...]
     overridden_sources: tuple[str, ...]
@@ -92,6 +91,9 @@ class BuildRecord:
     toolchain: ToolchainRecord | None = None
     # other files written beside the artifacts (.buildinfo, .changes): name -> sha256
     companions: tuple[tuple[str, str], ...] = ()
+    # written by qmail-pkg before it cross-compiled: a package made on a
+    # foreign userland for its own tests (read, so that publish can refuse it)
+    test_only: bool = False
     schema: int = SCHEMA
     path: Path | None = field(default=None, compare=False)  # where it was read from
 
@@ -135,7 +137,7 @@ class BuildRecord:
             "architecture": self.architecture,
             "userland": self.userland,
             "method": self.method,
-            "test_only": self.test_only,
+            **({"test_only": True} if self.test_only else {}),
             "engine": self.engine,
             "image": {"reference": self.image.reference, "id": self.image.identity, **dict(self.image.details)},
             "recipe": {"path": self.recipe_path, "sha256": self.recipe_sha256},

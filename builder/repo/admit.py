@@ -49,7 +49,6 @@ class Admission:
     """How strict the publish is, beyond the checks that always run."""
 
     recipe: Recipe
-    allow_test_only: bool = False
     require_provenance: bool = False
     rebuilt: Path | None = None  # the output folder of an independent rebuild
 
@@ -101,8 +100,11 @@ def _check_identity(record: BuildRecord, folder_name: str, where: str, admission
                       ("version", f"{recipe.package.version}-{record.revision}")):
         if getattr(record, key) != want:
             raise PublishError(f"{where}: {key} {getattr(record, key)!r} is not the recipe's {want!r}")
-    if record.test_only != target.test_only:
-        raise PublishError(f"{where}: test_only says {record.test_only}, the recipe's target says {target.test_only}")
+    if record.test_only:
+        raise PublishError(f"{where}: a test-only build (made by an older qmail-pkg for its own tests) is never "
+                           "published")
+    if record.method == "cross" and target.cross is None:
+        raise PublishError(f"{where}: built by cross-compilation, which target {target.name} does not offer")
     if record.overridden_sources or any(source.overridden for source in record.sources):
         raise PublishError(f"{where}: built from locally overridden sources (--source); an unofficial build is "
                            "never published")
@@ -159,11 +161,6 @@ def admit(artifact_dir: Path, admission: Admission, private: Path) -> list[Admit
                     _check_provenance(record, folder, where)
                 for row in record.artifacts:
                     admitted.append(_admit_one(folder, record, row, target, admission, private))
-    test_only = sorted({item.record.target for item in admitted if item.record.test_only})
-    if test_only and not admission.allow_test_only:
-        raise PublishError(
-            f"refusing to publish test-only packages (targets {', '.join(test_only)}: built on a foreign userland "
-            "for qmail-pkg's own tests); --allow-test-only publishes them into a repository marked as a test")
     names = [f"{item.packager.format}/{item.name}" for item in admitted]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:

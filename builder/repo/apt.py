@@ -147,18 +147,16 @@ class AptRepository:
         report.indexes.append(f"dists/{suite}")
 
     def _release(self, suite: str, architectures: list[str], files: dict[str, bytes]) -> bytes:
-        test = self.settings.test
         fields = [
             ("Origin", "qmail-pkg"),
-            ("Label", "qmail-syncdir (TEST packages)" if test else "qmail-syncdir"),
+            ("Label", "qmail-syncdir"),
             ("Suite", suite),
             ("Codename", suite),
             ("Date", email.utils.formatdate(time.time(), usegmt=True)),
             ("Architectures", " ".join(architectures)),
             ("Components", "main"),
             ("Acquire-By-Hash", "yes"),
-            ("Description", f"qmail 1.03 with syncdir for {suite}"
-             + (" - TEST PACKAGES, not for real systems" if test else "")),
+            ("Description", f"qmail 1.03 with syncdir for {suite}"),
         ]
         text = "".join(f"{name}: {value}\n" for name, value in fields)
         digests = {path: _digests(data) for path, data in files.items()}

@@ -67,7 +67,6 @@ class Settings:
     """What every writer is told about the publish."""
 
     base_url: str  # checked by check_base_url, no trailing slash
-    test: bool = False  # test packages: the repository says so
     pkg_key: Path | None = None  # a private copy of the RSA key for FreeBSD catalogues
 
 

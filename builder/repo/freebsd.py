@@ -141,8 +141,7 @@ class PkgRepository:
             raise PublishError(f"--pkg-key: not an RSA private key: "
                                f"{printable(result.stderr.decode(errors='replace').strip()[-200:])}")
         self.tree.write(PUBLIC_KEY, result.stdout)
-        label = " (TEST packages, not for real systems)" if self.settings.test else ""
-        conf = (f"# qmail-syncdir{label}: /usr/local/etc/pkg/repos/qmail-pkg.conf\n"
+        conf = ("# qmail-syncdir: /usr/local/etc/pkg/repos/qmail-pkg.conf\n"
                 f'qmail-pkg: {{\n  url: "{self.settings.base_url}/freebsd/${{ABI}}",\n  signature_type: "pubkey",\n'
                 f'  pubkey: "/usr/local/etc/ssl/{PUBLIC_KEY}",\n  enabled: yes\n}}\n')
         self.tree.write("qmail-pkg-freebsd.conf", conf.encode())

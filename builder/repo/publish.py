@@ -55,7 +55,7 @@ def _private_key_copy(pkg_key: Path, private: Path) -> Path:
 
 
 def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, pkg_key: Path | None = None,
-            prune: int | None = None, allow_test_only: bool = False, base_url: str = "",
+            prune: int | None = None, base_url: str = "",
             rebuilt: Path | None = None, require_provenance: bool = False) -> PublishReport:
     if str(repo).startswith("-"):
         raise PublishError(f"--repo {printable(str(repo))!r}: a folder name, not an option")
@@ -63,7 +63,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
     with tempfile.TemporaryDirectory(prefix="qmail-pkg-publish-") as scratch:
         private = Path(scratch)
         (private / "artifacts").mkdir()
-        admitted = admit(artifact_dir, Admission(recipe, allow_test_only, require_provenance, rebuilt),
+        admitted = admit(artifact_dir, Admission(recipe, require_provenance, rebuilt),
                          private / "artifacts")
         formats = sorted({item.packager.format for item in admitted}, key=list(PACKAGERS).index)
         needs_gpg = any(fmt in ("deb", "rpm") for fmt in formats)
@@ -74,7 +74,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
                                "RSA key (PEM)")
         key_copy = _private_key_copy(pkg_key, private) if pkg_key is not None and "pkg" in formats else None
         signer = Signer(key) if needs_gpg and key else None
-        settings = Settings(base, test=any(item.record.test_only for item in admitted), pkg_key=key_copy)
+        settings = Settings(base, pkg_key=key_copy)
         try:
             tree = Folder.open(repo, create=True, what=str(repo))
         except FsError as exc:

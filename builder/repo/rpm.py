@@ -127,9 +127,8 @@ class RpmRepository:
                 folder.rename(".repodata.new", "repodata")
                 folder.remove_tree(".repodata.old")
         name = area.replace("/", "-")
-        label = " (TEST packages, not for real systems)" if self.settings.test else ""
         base = self.settings.base_url
-        snippet = (f"[qmail-pkg-{name}]\nname=qmail-syncdir {area}{label}\nbaseurl={base}/{area}\n"
+        snippet = (f"[qmail-pkg-{name}]\nname=qmail-syncdir {area}\nbaseurl={base}/{area}\n"
                    "enabled=1\ngpgcheck=1\nrepo_gpgcheck=1\n"
                    f"gpgkey={base}/{KEY_ARMORED}\n")
         self.tree.write(f"{name}.repo", snippet.encode())

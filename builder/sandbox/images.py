@@ -44,6 +44,13 @@ class ImageSpec:
     # downloaded into a local apt repository in the image, not installed
     # (containers/<userland>/<role>.offered): what apt may pull in offline
     offered: tuple[str, ...] = ()
+    # other architectures whose packages the image holds too (multiarch:
+    # libc6-dev:arm64 for a cross build to arm64)
+    foreign: tuple[str, ...] = ()
+    # a toolchain that is not a package of the userland (builder/toolchains.py),
+    # by name and the sha256 of the file it comes from
+    toolchain: str = ""
+    toolchain_sha256: str = ""
 
     @property
     def definition_hash(self) -> str:
@@ -51,7 +58,10 @@ class ImageSpec:
         # (amd64 stays out of the text so that the existing images stay current)
         arch = [] if self.architecture == "amd64" else [self.architecture]
         offered = ["offered:", *self.offered] if self.offered else []
-        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages, *arch, *offered])
+        foreign = ["foreign:", *self.foreign] if self.foreign else []
+        toolchain = ["toolchain:", self.toolchain, self.toolchain_sha256] if self.toolchain else []
+        text = "\n".join(["2", self.family, self.suite, self.role, *self.packages, *arch, *offered, *foreign,
+                          *toolchain])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -64,19 +74,24 @@ def _read_list(listing: Path) -> list[str]:
     return words
 
 
-def _read_packages(userland: str, role: str, formats: tuple[str, ...]) -> tuple[str, ...]:
+def _read_packages(userland: str, role: str, formats: tuple[str, ...], extra: tuple[str, ...] = (),
+                   architecture: str = "") -> tuple[str, ...]:
     """containers/<userland>/<role>.packages, plus <role>-<format>.packages for
-    each format the target makes (e.g. Debian's rpm tools for a test target)."""
+    each format the target makes (e.g. Debian's rpm tools for an .rpm made on
+    Debian) and <role>-<extra>.packages for each extra name; `{arch}` in a
+    line is the target's architecture."""
     folder = containers_dir() / userland
     listing = folder / f"{role}.packages"
     if not listing.exists():
         raise SandboxError(f"no image definition {listing}")
     words = _read_list(listing)
-    for fmt in formats:
-        extra = folder / f"{role}-{fmt}.packages"
-        if extra.exists():
-            words += [word for word in _read_list(extra) if word not in words]
-    return tuple(words)
+    for name in (*formats, *extra):
+        more = folder / f"{role}-{name}.packages"
+        if more.exists():
+            words += [word for word in _read_list(more) if word not in words]
+        elif name in extra:
+            raise SandboxError(f"no image definition {more}")
+    return tuple(word.replace("{arch}", architecture) for word in words)
 
 
 def image_spec(target: Target, role: str) -> ImageSpec:
@@ -95,4 +110,27 @@ def image_spec(target: Target, role: str) -> ImageSpec:
                      target.architecture, tuple(_read_list(offered)) if offered.exists() else ())
 
 
-__all__ = ["DEFINITION_LABEL", "ImageSpec", "PACKAGES_LABEL", "ROLES", "containers_dir", "image_spec"]
+def cross_image_spec(target: Target, toolchain: str, host: str, *, shared_image: str = "",
+                     toolchain_sha256: str = "", suite: str = "") -> ImageSpec:
+    """The build image of a cross build: the cross userland with
+    build-cross-<toolchain>.packages. A toolchain that serves every target
+    (zig) has one image of its own (shared_image); another (the
+    distribution's cross gcc) one per target release and architecture, with
+    that architecture's libraries beside the host's."""
+    userland = target.userland
+    if shared_image:
+        reference, foreign = shared_image, ()
+    else:
+        reference, foreign = f"{target.image}-cross-{target.architecture}", (target.architecture,)
+    if ":" not in reference.rsplit("/", 1)[-1]:
+        reference += ":latest"
+    # a shared image serves every target: it cannot depend on one's formats
+    formats = () if shared_image else target.formats
+    packages = _read_packages(userland, "build", formats, (f"cross-{toolchain}",), target.architecture)
+    return ImageSpec(reference, userland, suite or target.suite or target.release, "build", packages, host,
+                     foreign=foreign, toolchain=toolchain if toolchain_sha256 else "",
+                     toolchain_sha256=toolchain_sha256)
+
+
+__all__ = ["DEFINITION_LABEL", "ImageSpec", "PACKAGES_LABEL", "ROLES", "containers_dir", "cross_image_spec",
+           "image_spec"]

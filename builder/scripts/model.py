@@ -96,6 +96,9 @@ class ScriptModel:
     # Where systemd units go ("" = no systemd on this platform): the
     # alternative supervisor, one unit per service, logging to the journal.
     systemd_unit_dir: str = ""
+    # Packages of other qmails the recipe names as conflicting (their names
+    # in this format): said when a qmail that is not this package's is found.
+    conflicts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.package or not all(c.isalnum() or c in "+-." for c in self.package):
@@ -167,6 +170,7 @@ def script_model(
     state: tuple[StateEntry, ...],
     smtpd: bool,
     sendmail: bool,
+    conflicts: tuple[str, ...] = (),
 ) -> ScriptModel:
     """The ScriptModel for one target of a recipe: the one place it is assembled.
 
@@ -196,4 +200,5 @@ def script_model(
         script_platform=platform.script_platform,
         backup_dir=f"/var/backups/{recipe.package.name}-takeover",
         systemd_unit_dir=platform.systemd_unit_dir(target),
+        conflicts=conflicts,
     )

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cache import user_cache_dir
+from ..environ import cache_folder
 from ..environment import prepare_environment
 from ..sandbox.docker import LABEL, client
 from ..errors import VerifyError
@@ -53,7 +53,7 @@ STOP_WAIT = 60  # after SIGINT, piuparts unmounts and removes its chroot
 
 
 def bases_dir() -> Path:
-    return user_cache_dir("piuparts-bases", BASES_ENV)
+    return cache_folder("piuparts-bases", BASES_ENV)
 
 
 @dataclass

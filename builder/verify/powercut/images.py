@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...cache import user_cache_dir
+from ...environ import cache_folder
 from ...commands import require, run
 from ...errors import VerifyError
 from ...platforms import platform_for
@@ -41,7 +41,7 @@ ROOT_SLACK = 1.4  # the root file system's size over its content: room for the p
 
 
 def cache_dir() -> Path:
-    return user_cache_dir("vm", CACHE_ENV)
+    return cache_folder("vm", CACHE_ENV)
 
 
 @dataclass(frozen=True)
