@@ -17,7 +17,7 @@ from builder.verify import run_verify
 from builder.formats.pkgfile import read_pkg
 from builder.package import PACKAGERS
 
-from .conftest import RECIPE, ROOT, artifact_of
+from .conftest import ROOT, artifact_of
 
 pytestmark = pytest.mark.docker
 
