@@ -22,7 +22,7 @@ MAX_BYTES = 16 << 20  # a real record is about 200 KB
 MAX_ITEMS = 100_000  # entries in any list of a record
 
 
-MAX_TEXT = 4096  # characters in any one string
+MAX_TEXT = 65536  # characters in any one string (an image lists every package version in one)
 
 
 # Names that can become paths, repository keys or package identities.
