@@ -15,7 +15,7 @@ from collections.abc import Callable
 from .emulation import emulated, host_architecture, require_emulation
 from .errors import SandboxError
 from .platforms import platform_for
-from .recipe.model import Target
+from .recipe.model import CROSS_SUITE, Target
 from .sandbox import Environment, OutputSink, Sandbox
 from .sandbox.docker import DockerSandbox, client, image_exists, image_identity, image_labels, send_image
 from .record import ToolchainRecord
@@ -23,8 +23,6 @@ from .sandbox.images import DEFINITION_LABEL, ImageSpec, cross_image_spec, image
 from .sandbox.jail import JailSandbox
 from .toolchains import toolchain_named
 
-# The Debian release the shared cross images are made from.
-CROSS_SUITE = "bookworm"
 
 # The sandbox backends, by the name a target's `builder` gives.
 BACKENDS: dict[str, type] = {"docker": DockerSandbox, "jail": JailSandbox}

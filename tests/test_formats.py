@@ -14,7 +14,7 @@ import pytest
 
 from builder.formats.pkgfile import file_sum, symlink_sum, zbase32
 from builder.verify import run_verify
-from builder.formats.pkgfile import read_pkg
+from builder.formats.pkgfile import read_pkg, urldecode
 from builder.package import PACKAGERS
 
 from .conftest import ROOT, artifact_of
@@ -50,8 +50,9 @@ def test_pkg_reads_back_as_pkg_would(built_pkg, recipe):
     assert "PKG_UPGRADE" in full["scripts"]["pre-install"] and "pw groupadd" in full["scripts"]["pre-install"]
     # the scripts name versions as pkg does; conflicting ports are refused by the
     # pre-install (pkg cannot install a manifest whose `conflicts` is absent)
-    assert "QS_VERSION=1.03_1" in full["scripts"]["pre-install"]
-    assert "QS_CONFLICTS='qmail netqmail notqmail'" in full["scripts"]["pre-install"]
+    pre_install = urldecode(full["scripts"]["pre-install"])
+    assert "QS_VERSION='1.03_1'" in pre_install
+    assert "QS_CONFLICTING_PACKAGES='qmail netqmail notqmail'" in pre_install
     assert "conflicts" not in full and "conflicts" not in compact
     queue = full["files"]["/var/qmail/bin/qmail-queue"]
     assert (queue["uname"], queue["gname"], queue["perm"]) == ("qmailq", "qmail", "04711")

@@ -109,8 +109,11 @@ class Services:
     postmaster_alias_to: str = "root"
 
 
-# The userland of the images cross builds run in (builder/toolchains.py).
+# The userland of the images cross builds run in (builder/toolchains.py), and
+# its release for targets of other families (their cross-built packages are
+# verified there too).
 CROSS_USERLAND = "debian"
+CROSS_SUITE = "bookworm"
 METHODS = ("native", "cross")
 
 
@@ -171,6 +174,14 @@ class Target:
         """The family of the build image's userland: the target's own, or the
         cross images' for a cross build."""
         return CROSS_USERLAND if self.method == "cross" else self.family
+
+    @property
+    def userland_suite(self) -> str:
+        """The release of the build image's userland: the target's own, or
+        the cross userland's for another family's cross build."""
+        if self.userland == self.family:
+            return self.suite or self.release
+        return CROSS_SUITE
 
     @property
     def builder(self) -> str:

@@ -104,7 +104,7 @@ def image_spec(target: Target, role: str) -> ImageSpec:
         reference += f"-{target.architecture}"
     if ":" not in reference.rsplit("/", 1)[-1]:
         reference += ":latest"
-    suite = target.suite or target.release
+    suite = target.userland_suite
     offered = containers_dir() / target.userland / f"{role}.offered"
     return ImageSpec(reference, target.userland, suite, role, _read_packages(target.userland, role, target.formats),
                      target.architecture, tuple(_read_list(offered)) if offered.exists() else ())
@@ -127,7 +127,7 @@ def cross_image_spec(target: Target, toolchain: str, host: str, *, shared_image:
     # a shared image serves every target: it cannot depend on one's formats
     formats = () if shared_image else target.formats
     packages = _read_packages(userland, "build", formats, (f"cross-{toolchain}",), target.architecture)
-    return ImageSpec(reference, userland, suite or target.suite or target.release, "build", packages, host,
+    return ImageSpec(reference, userland, suite or target.userland_suite, "build", packages, host,
                      foreign=foreign, toolchain=toolchain if toolchain_sha256 else "",
                      toolchain_sha256=toolchain_sha256)
 
