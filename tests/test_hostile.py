@@ -103,7 +103,8 @@ RECIPES: dict[str, tuple] = {
         [f"@:15: sources[0].filename: {NL} at offset 17)"]),
     "home-nul-byte": (_sub("home: /var/qmail/alias}", 'home: "/var/qmail/al\\0ias"}'),
         ["@:53: accounts.users[0].home: must be one line without control characters (found '\\x00' at offset 13)"]),
-    "step-escape-character": (_sub('        "$MAKE" setup check\n', '        "$MAKE" setup check\n    - {phase: install, run: "echo \\e[2J"}\n'),
+    "step-escape-character": (_sub('        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n',
+                                   '        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n    - {phase: install, run: "echo \\e[2J"}\n'),
         ["@:29: build.steps[6].run: a control character other than newline or tab (found '\\x1b' at offset 5)"]),
     # relations must follow the relation grammar
     "depends-not-a-relation": (_sub("  depends: []", '  depends: ["libc6 >= 2.36"]'),

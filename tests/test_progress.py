@@ -41,12 +41,12 @@ def test_two_targets_share_the_terminal_without_overwriting_each_other(tmp_path)
     terminal = Terminal()
     board = Board(terminal)
     first = Progress("debian-12", tmp_path / "a.log", stream=terminal, board=board)
-    second = Progress("test-rpm", tmp_path / "b.log", stream=terminal, board=board)
+    second = Progress("el-9", tmp_path / "b.log", stream=terminal, board=board)
     first.stage("build")
     second.stage("copy sources in")
     first.line("gcc -c qmail-send.c")
     first.stage("package")
-    assert [line.split("]")[0] for line in _screen(terminal.getvalue())] == ["[debian-12", "[test-rpm"]
+    assert [line.split("]")[0] for line in _screen(terminal.getvalue())] == ["[debian-12", "[el-9"]
     assert "package" in _screen(terminal.getvalue())[0] and "copy sources in" in _screen(terminal.getvalue())[1]
     first.close("built")
     second.stage("harvest staged tree")

@@ -765,8 +765,8 @@ def test_comments_after_quoted_steps_and_other_fields_are_fine(tmp_path: Path) -
 def test_a_step_out_of_phase_order_is_named(tmp_path: Path) -> None:
     """A change to the sources after the build compiled would be lost from a
     source package's patches: the phases must come in order."""
-    text = edit(REAL.read_text(), '        "$MAKE" setup check\n',
-                '        "$MAKE" setup check\n    - {phase: prepare, run: "touch late"}\n')
+    text = edit(REAL.read_text(), '        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n',
+                '        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n    - {phase: prepare, run: "touch late"}\n')
     problems = problems_of(tmp_path, text)
     assert problems and all(
         re.match(r"F:\d+:7: build\.steps\[6\]: prepare step after the install step at build\.steps\[5\] in target "
