@@ -32,6 +32,7 @@ COUNTS = ("cycles", "failed_cycles", "acknowledged", "delivered", "queued", "str
           "not_recovered")
 MAX_BYTES = 4 << 20
 MAX_STEPS = 1000
+MAX_FILES = 100  # evidence files about one artifact
 MAX_ROWS = 100
 MAX_STEP_TEXT = 4000  # what a writer keeps of one step's evidence (the reader allows 4096)
 SCHEMA = 1
@@ -215,4 +216,4 @@ def evidence_files(names, artifact: str) -> list[str]:
     return sorted(name for name in names if name.startswith(f"{artifact}.") and name.endswith(SUFFIX))
 
 
-__all__ = ["COUNTS", "CheckResult", "Evidence", "KINDS", "MAX_BYTES", "PowerCutCounts", "SUFFIX", "evidence_files"]
+__all__ = ["COUNTS", "CheckResult", "Evidence", "KINDS", "MAX_BYTES", "MAX_FILES", "PowerCutCounts", "SUFFIX", "evidence_files"]

@@ -325,6 +325,10 @@ def repo_publish(args) -> int:
             print(f"pruned     {where}")
         for where in report.indexes:
             print(f"signed     {where}")
+        for why in report.ignored:
+            print(printable(f"ignored    {why}"))
+        if report.pages:
+            print(f"wrote      index.html and {len(report.pages) - 1} package page(s)")
     return 0
 
 
