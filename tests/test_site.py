@@ -350,3 +350,64 @@ def test_chromium_shows_every_package_offline(site, how):
     keep = os.environ.get("QMAIL_PKG_SITE_SHOTS")
     if keep:
         shutil.copytree(shots, keep, dirs_exist_ok=True)
+
+
+# -- evidence as hostile input, and the site over several publishes ---------------------------
+def _publish_cli(artifacts: Path, repo: Path, gnupg, *more: str) -> list[str]:  # noqa: F811
+    recipe = json.loads(next(artifacts.glob("*/*.build.json")).read_text())["recipe"]["path"]
+    return ["repo", "publish", str(artifacts), "--repo", str(repo), "--key", str(gnupg["secret_file"]),
+            "--recipe", recipe, *more]
+
+
+def test_malformed_evidence_is_refused_before_anything_is_written(built, gnupg, tmp_path, capsys):  # noqa: F811
+    artifacts = tmp_path / "artifacts"
+    folder = _copy_build(built, artifacts)
+    deb = folder / artifact_of(built, "deb").name
+    repo = tmp_path / "repo"
+    argv = _publish_cli(artifacts, repo, gnupg)
+    sha = BuildRecord.beside(deb).artifact(deb.name).sha256
+    good = Evidence.made("lint", deb, sha, True, [CheckResult("lintian", True, "clean")])
+    for name, content, said in [
+        (good.file_name, good.dumps().replace('"passed": true', '"passed": "yes"', 1), "passed: must be true or false"),
+        (good.file_name, good.dumps()[:-3], "not evidence (not JSON"),
+        (f"{deb.name}.piuparts.evidence.json", good.dumps(), "its name is not the one its contents give"),
+    ]:
+        path = folder / name
+        path.write_text(content)
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1, err
+        assert not repo.exists()
+        path.unlink()
+    (folder / good.file_name).symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(good.dumps())
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "a symlink, which is never followed here" in err and not repo.exists()
+
+
+def test_later_publishes_keep_earlier_versions_and_prune_sweeps_them(built, built_next, gnupg, tmp_path, capsys):  # noqa: F811
+    repo = tmp_path / "repo"
+    first = _copy_build(built, tmp_path / "one")
+    old = artifact_of(built, "deb").name
+    evidence_dir = tmp_path / "evidence"
+    # --evidence DIR: written there, not beside the package; publish reads what is beside it
+    assert main(["lint", str(first / old), "--evidence", str(evidence_dir)]) == 0
+    assert [p.name for p in evidence_dir.iterdir()] == [f"{old}.lint.evidence.json"]
+    assert not list(first.glob("*.evidence.json"))
+    shutil.copy(evidence_dir / f"{old}.lint.evidence.json", first)
+    assert main(_publish_cli(tmp_path / "one", repo, gnupg)) == 0
+    capsys.readouterr()
+    _copy_build(built_next, tmp_path / "two")
+    new = artifact_of(built_next, "deb").name
+    assert main(_publish_cli(tmp_path / "two", repo, gnupg)) == 0
+    assert "wrote      index.html and 2 package page(s)" in capsys.readouterr().out
+    index = (repo / "index.html").read_text()
+    assert old in index and new in index
+    old_page = (repo / "packages/deb" / f"{old}.html").read_text()
+    assert "Lint (the format&#39;s linter): <span class=\"badge pass\">PASS</span>" in old_page
+    assert main(_publish_cli(tmp_path / "two", repo, gnupg, "--prune", "1")) == 0
+    assert old not in (repo / "index.html").read_text()
+    assert not (repo / "packages/deb" / f"{old}.html").exists()
+    assert not list((repo / "records/deb").glob(f"{old}.*"))
+    assert (repo / "packages/deb" / f"{new}.html").is_file()
