@@ -31,6 +31,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from builder.cli import main
 from builder.evidence import CheckResult, Evidence
@@ -411,3 +412,24 @@ def test_later_publishes_keep_earlier_versions_and_prune_sweeps_them(built, buil
     assert not (repo / "packages/deb" / f"{old}.html").exists()
     assert not list((repo / "records/deb").glob(f"{old}.*"))
     assert (repo / "packages/deb" / f"{new}.html").is_file()
+
+
+def test_a_hostile_package_summary_is_shown_as_text(miniature, tmp_path, gnupg):  # noqa: F811
+    """The package's own description is on its page: a recipe whose summary
+    is markup makes a package that says so, and the page shows the text."""
+    from builder.recipe.loader import load_recipe
+
+    from .conftest import _build, with_patches
+
+    folder = with_patches(tmp_path / "recipe")
+    recipe_path = folder / "hostile.yaml"
+    recipe_path.write_text(miniature[0].read_text().replace(
+        "summary: qmail 1.03 MTA relinked with syncdir", f"summary: 'qmail {SCRIPT} {ATTRIBUTE.replace(chr(39), '')}'", 1))
+    recipe = load_recipe(recipe_path)
+    assert SCRIPT in recipe.package.summary
+    result = _build(recipe, miniature[1], tmp_path / "dist", revision=1)
+    repo = tmp_path / "repo"
+    publish(tmp_path / "dist", repo, key=str(gnupg["secret_file"]))
+    page = (repo / "packages/deb" / f"{artifact_of(result, 'deb').name}.html").read_text()
+    assert f"<p class=\"lead\">{escape(recipe.package.summary)}</p>" in page
+    assert "<script" not in page and "<img" not in page
