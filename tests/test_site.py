@@ -48,6 +48,8 @@ SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE = '"><img src=x onerror=alert(1)>'
 BASE_URL = "https://repo.example.org/qmail"
 VNU_VERSION = "26.9.27"
+AXE_VERSION = "4.14.1"
+PLAYWRIGHT_VERSION = "1.65.2"
 SIZES = {"desktop": "1280,2000", "phone": "390,844"}
 
 
@@ -273,22 +275,27 @@ def test_stylesheet_colours_have_enough_contrast():
 
 # -- the validators -----------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def vnu():
-    """vnu.jar from npm, installed once into the user's cache."""
-    for tool in ("npm", "java"):
-        assert shutil.which(tool), f"{tool} is needed (./run.sh setup installs default-jre-headless; node brings npm)"
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qmail-pkg" / "npm"
-    jar = cache / "node_modules/vnu-jar/build/dist/vnu.jar"
-    if not jar.is_file():
+def npm_tools():
+    """vnu-jar, axe-core and playwright-core from npm, installed once into the user's cache."""
+    for tool in ("npm", "node", "java"):
+        assert shutil.which(tool), f"{tool} is needed (./run.sh setup installs npm and default-jre-headless)"
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    cache = (Path(xdg) if xdg.startswith("/") else Path.home() / ".cache") / "qmail-pkg" / "npm"
+    wanted = {"vnu-jar": VNU_VERSION, "axe-core": AXE_VERSION, "playwright-core": PLAYWRIGHT_VERSION}
+    installed = {name: json.loads(path.read_text())["version"] for name in wanted
+                 if (path := cache / "node_modules" / name / "package.json").is_file()}
+    if installed != wanted:
         cache.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(["npm", "install", "--prefix", str(cache), "--no-audit", "--no-fund",
-                                 f"vnu-jar@{VNU_VERSION}"], capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0 and jar.is_file(), result.stderr[-2000:]
-    return jar
+                                 *(f"{name}@{version}" for name, version in wanted.items())],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+    return cache / "node_modules"
 
 
-def test_the_nu_validator_and_tidy_find_no_error(site, vnu):
+def test_the_nu_validator_and_tidy_find_no_error(site, npm_tools):
     pages = sorted(site["repo"].rglob("*.html"))
+    vnu = npm_tools / "vnu-jar/build/dist/vnu.jar"
     result = subprocess.run(["java", "-jar", str(vnu), "--errors-only", *map(str, pages)], capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -296,6 +303,20 @@ def test_the_nu_validator_and_tidy_find_no_error(site, vnu):
     for page in pages:
         result = subprocess.run(["tidy", "-errors", "-quiet", str(page)], capture_output=True, text=True)
         assert result.returncode < 2, (page, result.stderr[-2000:])
+
+
+def test_axe_finds_no_violation_at_desktop_and_phone_widths(site, npm_tools):
+    """axe-core's WCAG 2.1 A/AA and best-practice rules, in Debian's Chromium
+    (driven by playwright-core) with no network but loopback."""
+    assert shutil.which("chromium"), "chromium is needed (apt-get install chromium, or ./run.sh setup)"
+    pages = [page.as_uri() for page in sorted(site["repo"].rglob("*.html"))]
+    script = Path(__file__).with_name("axe-check.js")
+    result = subprocess.run(["unshare", "-n", "sh", "-c", 'ip link set lo up && exec node "$@"', "sh", str(script),
+                             *pages], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "NODE_PATH": str(npm_tools)})
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(reports) == 2 * len(pages), result.stderr[-2000:]
+    assert result.returncode == 0 and not [r for r in reports if r["violations"]], result.stdout[-4000:]
 
 
 # -- a browser with no network ------------------------------------------------------------
