@@ -22,7 +22,7 @@ from typing import Any
 
 from . import __version__
 from .errors import printable
-from .record.reading import FILE, SHA256, Reader, RecordError, no_constants, no_duplicates
+from .record.reading import FILE, SHA256, Reader, RecordError, strict_json
 from .safefs import Folder, FsError
 
 SUFFIX = ".evidence.json"
@@ -154,13 +154,7 @@ class Evidence:
     # -- reading -------------------------------------------------------------
     @classmethod
     def loads(cls, text: str | bytes, where: str) -> "Evidence":
-        try:
-            data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-        except RecursionError:
-            raise RecordError(f"{where}: nested too deeply to be evidence") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RecordError(f"{where}: not evidence (not JSON: {printable(str(exc))[:120]})") from None
-        return cls.from_json(data, where)
+        return cls.from_json(strict_json(text, where, "evidence"), where)
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> "Evidence":

@@ -4,6 +4,7 @@ whose every refusal names the field."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -171,6 +172,18 @@ def read_mode(reader: Reader, value: Any, name: str) -> int:
     if mode > 0o7777:
         raise reader.fail(name, "is not a permission mode")
     return mode
+
+
+def strict_json(text: str | bytes, where: str, what: str) -> Any:
+    """JSON from a file that travels between machines: duplicate keys,
+    NaN and Infinity refused, and every refusal one line naming `what` it
+    should have been (a build record, evidence)."""
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except RecursionError:
+        raise RecordError(f"{where}: nested too deeply to be {what}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{where}: not {what} (not JSON: {printable(str(exc))[:120]})") from None
 
 
 def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

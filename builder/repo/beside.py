@@ -21,7 +21,7 @@ from ..evidence import MAX_BYTES as MAX_EVIDENCE
 from ..evidence import SUFFIX as EVIDENCE_SUFFIX
 from ..evidence import MAX_FILES, Evidence, evidence_files
 from ..record import BuildRecord, RecordError
-from ..record.reading import no_constants, no_duplicates
+from ..record.reading import strict_json
 from ..safefs import Folder, FsError
 from .base import PublishError
 
@@ -37,12 +37,11 @@ def provenance(record: BuildRecord, folder: Folder, required: bool, ignored: lis
     if folder.lstat(name) is None and not required:
         return ""
     try:
-        data = json.loads(folder.read(name, MAX_PROVENANCE), object_pairs_hook=no_duplicates,
-                          parse_constant=no_constants)
+        data = strict_json(folder.read(name, MAX_PROVENANCE), where, "an in-toto statement")
         subjects = {item["name"]: item["digest"]["sha256"] for item in data["subject"]}
     except FsError as exc:
         raise PublishError(f"--require-provenance: {exc}" if required else str(exc)) from None
-    except (ValueError, KeyError, TypeError, RecursionError):
+    except (RecordError, KeyError, TypeError):
         if required:
             raise PublishError(f"--require-provenance: {where} is not an in-toto statement") from None
         ignored.append(f"{where}: not an in-toto statement")

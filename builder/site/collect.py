@@ -23,7 +23,7 @@ from ..record.reading import MAX_BYTES as MAX_RECORD
 from ..repo.base import Admitted, Listed
 from ..safefs import Folder, FsError
 from .chart import chart
-from .model import EvidenceView, Gap, PackageView, gaps
+from .model import EvidenceView, PackageView, gaps
 
 RECORDS = "records"
 PAGES = "packages"
