@@ -210,4 +210,5 @@ def evidence_files(names, artifact: str) -> list[str]:
     return sorted(name for name in names if name.startswith(f"{artifact}.") and name.endswith(SUFFIX))
 
 
-__all__ = ["COUNTS", "CheckResult", "Evidence", "KINDS", "MAX_BYTES", "MAX_FILES", "PowerCutCounts", "SUFFIX", "evidence_files"]
+__all__ = ["COUNTS", "CheckResult", "Evidence", "KINDS", "MAX_BYTES", "MAX_FILES", "PowerCutCounts", "SUFFIX",
+           "evidence_files"]

@@ -135,7 +135,8 @@ def test_gaps_say_what_was_not_verified():
 
 
 def test_shown_text_has_no_controls_overrides_or_noncharacters():
-    assert visible("a\nb\x1b[2J\u202e\u2066\ufdd0\U0001ffff\x85") == "a\nb\\x1b[2J\\u202e\\u2066\\U0000fdd0\\U0001ffff\\x85"
+    shown = visible("a\nb\x1b[2J\u202e\u2066\ufdd0\U0001ffff\x85")
+    assert shown == "a\nb\\x1b[2J\\u202e\\u2066\\U0000fdd0\\U0001ffff\\x85"
     assert visible(7) == 7
 
 

@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from dataclasses import replace
 from html.parser import HTMLParser
@@ -324,7 +325,7 @@ def chromium(site, url: str, *options: str, serve: bool = False) -> subprocess.C
     """Debian's headless Chromium in a new network namespace that has only
     loopback; with `serve`, python's http.server serves the tree there too."""
     assert shutil.which("chromium"), "chromium is needed (apt-get install chromium, or ./run.sh setup)"
-    profile = Path(subprocess.run(["mktemp", "-d", "-p", str(site["top"])], capture_output=True, text=True).stdout.strip())
+    profile = Path(tempfile.mkdtemp(prefix="chromium-", dir=site["top"]))
     server = ""
     if serve:
         server = (f"{sys.executable} -m http.server 8000 --bind 127.0.0.1 --directory {site['repo']} "
@@ -408,7 +409,8 @@ def test_malformed_evidence_is_refused_before_anything_is_written(built, gnupg, 
     assert "a symlink, which is never followed here" in err and not repo.exists()
 
 
-def test_later_publishes_keep_earlier_versions_and_prune_sweeps_them(built, built_next, gnupg, tmp_path, capsys):  # noqa: F811
+def test_later_publishes_keep_earlier_versions_and_prune_sweeps_them(built, built_next, gnupg,  # noqa: F811
+                                                                    tmp_path, capsys):
     repo = tmp_path / "repo"
     first = _copy_build(built, tmp_path / "one")
     old = artifact_of(built, "deb").name
@@ -445,7 +447,7 @@ def test_a_hostile_package_summary_is_shown_as_text(miniature, tmp_path, gnupg):
     folder = with_patches(tmp_path / "recipe")
     recipe_path = folder / "hostile.yaml"
     recipe_path.write_text(miniature[0].read_text().replace(
-        "summary: qmail 1.03 MTA relinked with syncdir", f"summary: 'qmail {SCRIPT} {ATTRIBUTE.replace(chr(39), '')}'", 1))
+        "summary: qmail 1.03 MTA relinked with syncdir", f"summary: 'qmail {SCRIPT} {ATTRIBUTE}'", 1))
     recipe = load_recipe(recipe_path)
     assert SCRIPT in recipe.package.summary
     result = _build(recipe, miniature[1], tmp_path / "dist", revision=1)

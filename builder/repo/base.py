@@ -95,7 +95,8 @@ class Instructions:
     snippet, filled in with the base URL."""
 
     area: str
-    keys: tuple[tuple[str, str], ...]  # (key file in the tree, where it goes on the user's system; "": fetched by the tool)
+    # (key file in the tree, where it goes on the user's system; "": the tool fetches it)
+    keys: tuple[tuple[str, str], ...]
     snippet: str  # the snippet's file in the tree
     destination: str  # where it goes on the user's system
     text: str
@@ -239,6 +240,6 @@ def newest(items, keep: int, version) -> tuple[list, list]:
     return ordered[:keep], ordered[keep:]
 
 
-__all__ = ["ABI", "ARCH", "Admitted", "Instructions", "Listed", "PublishError", "PublishReport", "RepositoryWriter", "Settings", "State",
-           "SUITE", "TARGET", "VERSION", "check_base_url", "checked", "newest", "pool_path", "split_key",
-           "version_key"]
+__all__ = ["ABI", "ARCH", "Admitted", "Instructions", "Listed", "PublishError", "PublishReport", "RepositoryWriter",
+           "Settings", "State", "SUITE", "TARGET", "VERSION", "check_base_url", "checked", "newest", "pool_path",
+           "split_key", "version_key"]

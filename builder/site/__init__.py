@@ -42,7 +42,8 @@ def _keys(tree: Folder, writers, fingerprint: str) -> tuple[KeyView, ...]:
             if name in seen or tree.lstat(name) is None:
                 continue
             if writer.signature == "openpgp":
-                value = fingerprint or fingerprint_of(tree.read(name, MAX_KEY))
+                # the fingerprint of the file linked beside it; the signer's when gpg cannot read it
+                value = fingerprint_of(tree.read(name, MAX_KEY)) or fingerprint
                 seen[name] = KeyView(name, "OpenPGP", " ".join(value[i:i + 4] for i in range(0, len(value), 4)),
                                      "gpg --show-keys prints it")
             else:

@@ -105,8 +105,8 @@ def chart(ident: str, package: str, rows: tuple[PowerCutCounts, ...]) -> Chart:
         y += GROUP_HEAD + len(bars) * ROW + GAP
     legend = tuple(Legend(state, COLOURS[state], LEFT + index * 110.0) for index, state in enumerate(STATES))
     return Chart(ident, f"What became of acknowledged mail after power cuts: {package} beside its baseline",
-                 f"Shares of acknowledged mail, per file system: {_sentence(rows)}", WIDTH, int(y), LEFT, BAR, BAR_HEIGHT,
-                 tuple(groups),
+                 f"Shares of acknowledged mail, per file system: {_sentence(rows)}", WIDTH, int(y), LEFT, BAR,
+                 BAR_HEIGHT, tuple(groups),
                  legend, rows)
 
 

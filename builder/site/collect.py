@@ -105,12 +105,14 @@ def package_view(tree: Folder, fmt: str, family: str, listed: Listed, names: lis
                 evidence = _evidence(folder, listed, names, record.artifact(listed.file).sha256)
                 provenance = f"{listed.file}{PROVENANCE_SUFFIX}" in names
     page = (PAGES, fmt, f"{listed.file}.html")
+    # ids unique on the front page too, where every package's chart is shown
+    ident = f"chart-{hashlib.sha256(f'{fmt}/{listed.file}'.encode()).hexdigest()[:16]}"
     views = tuple(EvidenceView(item, href(RECORDS, fmt, item.file_name),
-                               chart(f"chart-{index}", listed.file, item.power_cut) if item.power_cut else None)
-                  for index, item in enumerate(evidence))
+                               chart(ident, listed.file, item.power_cut) if item.power_cut else None)
+                  for item in evidence)
     return PackageView(
-        format=fmt, family=family, listed=listed, size=size, sha256=sha256, href=href(*listed.path), page=href(*page), page_path=page,
-        record=record,
+        format=fmt, family=family, listed=listed, size=size, sha256=sha256, href=href(*listed.path), page=href(*page),
+        page_path=page, record=record,
         record_href=href(RECORDS, fmt, f"{listed.file}{RECORD_SUFFIX}") if record is not None else "",
         provenance_href=href(RECORDS, fmt, f"{listed.file}{PROVENANCE_SUFFIX}") if provenance else "",
         evidence=views, gaps=gaps(family, record, problem, provenance, evidence))
