@@ -430,6 +430,11 @@ def test_later_publishes_keep_earlier_versions_and_prune_sweeps_them(built, buil
     assert old in index and new in index
     old_page = (repo / "packages/deb" / f"{old}.html").read_text()
     assert "Lint (the format&#39;s linter): <span class=\"badge pass\">PASS</span>" in old_page
+    # a copy in the tree that no longer reads back is said on the page; the publish goes on
+    (repo / "records/deb" / f"{old}.build.json").write_text('{"schema": 1, "schema": 2}')
+    assert main(_publish_cli(tmp_path / "two", repo, gnupg)) == 0
+    old_page = (repo / "packages/deb" / f"{old}.html").read_text()
+    assert "The copy of its build record in this tree cannot be read" in old_page and "duplicate key" in old_page
     assert main(_publish_cli(tmp_path / "two", repo, gnupg, "--prune", "1")) == 0
     assert old not in (repo / "index.html").read_text()
     assert not (repo / "packages/deb" / f"{old}.html").exists()
