@@ -10,6 +10,9 @@ cd "$(dirname "$0")"
 VENV=${QMAIL_PKG_VENV:-.venv}
 EMULATED="aarch64" # qemu's names of the architectures recipes build for besides the host's
 HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian piuparts adequate binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils qemu-user-static binfmt-support"
+# The front page's tests: a browser, the Nu validator's Java (vnu-jar itself comes from npm), tidy, ip for the
+# browser's network namespace
+HOST_PACKAGES="$HOST_PACKAGES chromium default-jre-headless tidy iproute2"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -23,6 +26,15 @@ install_host_packages() {
     apt-get update -q >/dev/null
     # shellcheck disable=SC2086 # word splitting of the package list is wanted
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+}
+
+# npm installs the Nu validator (vnu-jar) for the front page's tests. A
+# Node.js that brings its own npm is used as it is; without npm, Debian's.
+install_npm() {
+    command -v npm >/dev/null 2>&1 && return 0
+    say "installing npm"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >/dev/null
 }
 
 start_docker() {
@@ -75,6 +87,7 @@ enable_emulation() {
 
 setup() {
     install_host_packages
+    install_npm
     enable_emulation
     start_docker
     python_env

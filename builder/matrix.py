@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from .errors import QmailPkgError, SandboxError
 from .pipeline import BuildOptions, BuildResult, build_target
 from .progress import Board
-from .reproduce import check_reproducible
+from .reproduce import Comparison, check_reproducible
 from .sandbox.docker import remove_leftovers
 from .recipe.model import Recipe, Target
 
@@ -30,6 +30,7 @@ class Outcome:
     reason: str = ""
     reproducible: bool | None = None  # with --check-reproducible
     differences: tuple[str, ...] = ()  # diffoscope reports of artifacts that differ
+    comparisons: tuple[Comparison, ...] = ()  # each artifact's two builds, with --check-reproducible
 
     def as_dict(self) -> dict:
         row: dict = {"target": self.target, "status": self.status}
@@ -67,7 +68,8 @@ class Matrix:
                 reports = tuple(str(c.report) for c in reproduction.comparisons if c.report)
                 status = "built" if reproduction.reproducible else "failed"
                 reason = "" if reproduction.reproducible else f"not reproducible: see {', '.join(reports)}"
-                return Outcome(target.label, status, reproduction.result, reason, reproduction.reproducible, reports)
+                return Outcome(target.label, status, reproduction.result, reason, reproduction.reproducible, reports,
+                               tuple(reproduction.comparisons))
             result = build_target(self.recipe, target, options)
         except SandboxError as exc:
             if self.skip_unavailable:

@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .evidence import CheckResult, Evidence
 from .pipeline import VARIED, BuildOptions, BuildResult, build_target
 from .recipe.model import Recipe, Target
 
@@ -25,6 +26,16 @@ class Comparison:
     @property
     def identical(self) -> bool:
         return self.first == self.second
+
+    def evidence(self, artifact: Path) -> Evidence:
+        """What the comparison proves about the placed artifact (the first
+        build's bytes)."""
+        said = (f"sha256 {self.first} both times" if self.identical
+                else f"sha256 {self.first}, then {self.second}"
+                + (f"; diffoscope's report: {self.report.name}" if self.report else ""))
+        check = CheckResult("built twice, the second time in another folder, with another host name, time zone, "
+                            "umask and make -j1: the same bytes", self.identical, said)
+        return Evidence.made("reproducible", artifact, self.first, self.identical, [check])
 
 
 @dataclass

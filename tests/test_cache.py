@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from builder.evidence import Evidence
 from builder.pipeline import BuildOptions, build_target
 from builder.recipe.loader import load_recipe
 from builder.sandbox.docker import client
@@ -83,15 +84,25 @@ def test_check_reproducible_passes_for_every_format_and_explains_a_difference(en
     outcomes = {o["target"]: o for o in json.loads(result.stdout)}
     assert result.returncode == 0, result.stderr
     assert {name: o["reproducible"] for name, o in outcomes.items()} == {"debian-12": True, "el-9": True, "freebsd-14": True}
+    for outcome in outcomes.values():  # the outcome, as evidence beside each artifact for the publishing job
+        for artifact in outcome["artifacts"]:
+            path = Path(artifact["path"])
+            evidence = Evidence.loads(path.with_name(f"{path.name}.reproducible.evidence.json").read_text(), "e")
+            assert evidence.passed and evidence.sha256 == artifact["sha256"]
     # a step that writes the build's host name into a packaged file: caught, and diffoscope says where
     leaky = tmp_path / "leaky.yaml"
     leaky.write_text(RECIPE.read_text().replace(
         "    image: qmail-pkg/debian-12\n",
-        "    image: qmail-pkg/debian-12\n    steps_after: ['hostname > /var/qmail/boot/built-on']\n", 1))
+        "    image: qmail-pkg/debian-12\n"
+        "    steps_after: [{run: 'hostname > /var/qmail/boot/built-on', phase: install}]\n", 1))
     with_patches(tmp_path)
     result = check(leaky, tmp_path / "bad")
+    assert result.stdout, result.stderr[-3000:]
     outcomes = {o["target"]: o for o in json.loads(result.stdout)}
     assert result.returncode == 1 and outcomes["debian-12"]["reproducible"] is False
     (report,) = outcomes["debian-12"]["differences"]
     assert "built-on" in Path(report).read_text() and "other-builder.invalid" in Path(report).read_text()
     assert outcomes["el-9"]["reproducible"] is True  # the other targets are not affected
+    deb = Path(next(a["path"] for a in outcomes["debian-12"]["artifacts"] if a["format"] == "deb"))
+    evidence = Evidence.loads(deb.with_name(f"{deb.name}.reproducible.evidence.json").read_text(), "e")
+    assert not evidence.passed and "diffoscope's report" in evidence.steps[0].evidence

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from builder.evidence import Evidence
 from builder.verify.piuparts import IGNORED, STRICT_OPTIONS, base_tarball, findings_of, piuparts_command
 
 from .conftest import ROOT, TARGET, artifact_of
@@ -98,6 +99,8 @@ def test_piuparts_passes_strictly(built_for, recipe, target_name):
     assert "purge removed what the install scripts made" in log  # the postrm's own account of it
     # installed twice (install-remove-install), so the second install ran in config-files state
     assert log.count("Setting up qmail-syncdir") >= 2
+    evidence = Evidence.loads(deb.with_name(f"{deb.name}.piuparts.evidence.json").read_text(), "e")
+    assert evidence.kind == "piuparts" and evidence.passed and evidence.artifact == deb.name
 
 
 @pytest.mark.docker

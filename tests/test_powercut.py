@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
+from builder.evidence import Evidence
 from builder.verify.powercut.classify import acknowledged, classify, snapshots
 from builder.verify.powercut.machine import Boot, Disk, job_disk, qemu_command
 
@@ -216,3 +217,8 @@ def test_acknowledged_mail_survives_power_cuts_only_with_syncdir(built, baseline
         assert (folder / "repair.log").read_text().strip()  # e2fsck's own words
         assert not (folder / "data.img").exists()
     assert json.loads((keep / "report.json").read_text())["passed"] is True
+    deb = artifact_of(built, "deb")  # the run as evidence beside the package, for the publishing job
+    evidence = Evidence.loads(deb.with_name(f"{deb.name}.power-cut.evidence.json").read_text(), "e")
+    rows = {(row.filesystem, row.variant): row for row in evidence.power_cut}
+    assert evidence.passed and rows["ext4-nojournal", "package"].acknowledged == package["acknowledged"]
+    assert rows["ext4-nojournal", "baseline"].lost == variant["lost"]

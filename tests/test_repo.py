@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from builder.formats.pkgfile import file_sum
+from builder.recipe.loader import load_recipe
 from builder.repo.base import PublishError
 from builder.repo.gpg import SigningError, Signer
 from builder.repo.publish import publish as publish_into
@@ -61,8 +62,6 @@ def gnupg(tmp_path_factory):
 
 def publish(artifacts: Path, repo: Path, **options):
     """A publish of miniature builds (their records name the miniature recipe)."""
-    from builder.recipe.loader import load_recipe
-
     recipe = next(artifacts.glob("*/*.build.json")).read_text()
     recipe_path = json.loads(recipe)["recipe"]["path"]
     return publish_into(artifacts, repo, recipe=load_recipe(Path(recipe_path)), **options)

@@ -15,6 +15,8 @@ from . import commands
 
 EXIT_USAGE = 2
 MAX_REVISION = 999999  # as the recipe schema's package.revision
+EVIDENCE_HELP = ("write the evidence (JSON, <artifact>.<kind>.evidence.json) into DIR instead of beside each "
+                 "artifact; `repo publish` reads it beside the artifacts")
 RECIPE_HELP = (f"the recipe (default: the one the build record names, when it is still there with the same sha256, "
                f"else {commands.DEFAULT_RECIPE})")
 
@@ -112,7 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "$QMAIL_PKG_BUILDERS or ~/.config/qmail-pkg/builders.yaml")
     p.add_argument("--check-reproducible", action="store_true",
                    help="build twice (other folder, host name, time zone, umask, make -j1) and compare the bytes; "
-                        "a difference is explained by diffoscope, its report kept beside the artifacts")
+                        "a difference is explained by diffoscope, its report kept beside the artifacts, and the "
+                        "outcome written as evidence (<artifact>.reproducible.evidence.json)")
+    p.add_argument("--evidence", metavar="DIR",
+                   help=EVIDENCE_HELP)
     p.add_argument("--with", dest="choices", action="append", type=option(True), metavar="OPTION",
                    help="turn a build option of the recipe on (see its `options:`)")
     p.add_argument("--without", dest="choices", action="append", type=option(False), metavar="OPTION",
@@ -159,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="machines at once for --power-cut (default: as many as cores)")
     p.add_argument("--keep", help="folder for consoles, repairs and classifications (default: a new folder in the "
                                   "power-cut cache, $QMAIL_PKG_VM_CACHE or the XDG cache)")
+    p.add_argument("--evidence", metavar="DIR",
+                   help=EVIDENCE_HELP)
     p.set_defaults(func=commands.verify)
 
     p = sub.add_parser("piuparts", help="Debian's package tester, strictly, on the target's own base image",
@@ -170,12 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", help=RECIPE_HELP)
     p.add_argument("--target", required=True)
     p.add_argument("--log", help="piuparts' full log (default: beside the package, <package>.piuparts.log)")
+    p.add_argument("--evidence", metavar="DIR",
+                   help=EVIDENCE_HELP)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=commands.piuparts)
 
     p = sub.add_parser("lint", help="the format's linter as a gate: lintian, rpmlint, .pkg read-back")
     p.add_argument("artifacts", nargs="+")
     p.add_argument("--recipe", help=RECIPE_HELP)
+    p.add_argument("--evidence", metavar="DIR",
+                   help=EVIDENCE_HELP)
     p.set_defaults(func=commands.lint)
 
     p = sub.add_parser("repo", help="signed package repositories")

@@ -17,6 +17,7 @@ from ..engines import check_engines, load_settings
 from ..environ import PATH_SHOWN, check_integer_settings, folder_path
 from ..environment import prepare_environment
 from ..errors import QmailPkgError, printable, quoted
+from ..evidence import Evidence
 from ..matrix import Matrix
 from ..package import PACKAGERS
 from ..pipeline import BuildOptions
@@ -112,6 +113,21 @@ def _targets(recipe, names: list[str] | None, all_targets: bool):
     return chosen
 
 
+def _evidence_folder(args) -> Path | None:
+    """--evidence DIR, checked before the command starts (a folder, or a path
+    where one can be made); None: beside each artifact."""
+    if not args.evidence:
+        return None
+    return folder_path(args.evidence, f"--evidence {quoted(args.evidence, PATH_SHOWN)}").resolve()
+
+
+def _keep(evidence: Evidence, artifact: Path, folder: Path | None) -> None:
+    """Evidence beside the artifact it is about, or in --evidence DIR, so the
+    publishing job (elsewhere) has it."""
+    path = evidence.write(folder or artifact.parent)
+    print(printable(f"evidence: {path}"), file=sys.stderr)
+
+
 # -- commands -----------------------------------------------------------------
 def validate(args) -> int:
     problems = problems_of(args.recipes)
@@ -155,10 +171,16 @@ def build(args) -> int:
     targets = _builds(_targets(recipe, args.target, args.all), args.arch, args.method)
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
     options = _build_options(args, targets)
+    evidence_folder = _evidence_folder(args)
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
     matrix = Matrix(recipe, targets, options, jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
     outcomes = matrix.run()
+    for outcome in outcomes:
+        placed = {artifact.path.name: artifact.path for artifact in outcome.result.artifacts} if outcome.result else {}
+        for comparison in outcome.comparisons:
+            if comparison.artifact in placed:
+                _keep(comparison.evidence(placed[comparison.artifact]), placed[comparison.artifact], evidence_folder)
     if args.json:
         print(json.dumps([outcome.as_dict() for outcome in outcomes], indent=1))
     else:
@@ -199,9 +221,11 @@ def verify(args) -> int:
         machine_cache_dir()  # QMAIL_PKG_VM_CACHE (or the XDG cache) is a folder, before any machine is made
     recipe = _recipe_of(args.recipe, args.artifacts)
     target = _targets(recipe, [args.target], False)[0]
+    evidence_folder = _evidence_folder(args)
     if args.power_cut:
-        return _power_cut(args, recipe, target)
+        return _power_cut(args, recipe, target, evidence_folder)
     hosts = list(HOSTS.values()) if args.host == "all" else [host_named(args.host)]
+    verified = Path(args.artifacts[-1]).resolve()  # the package the lifecycle ends with
     reports = []
     for host in hosts:
         if len(hosts) > 1 and not args.json:
@@ -215,12 +239,13 @@ def verify(args) -> int:
             stream=None if args.json else sys.stderr,
             host=host,
         ))
+        _keep(reports[-1].evidence(verified, digest_file(verified, "sha256"), host.name), verified, evidence_folder)
     if args.json:
         print(json.dumps(reports[0].as_dict() if len(reports) == 1 else [r.as_dict() for r in reports], indent=1))
     return 0 if all(report.passed for report in reports) else 1
 
 
-def _power_cut(args, recipe, target) -> int:
+def _power_cut(args, recipe, target, evidence_folder: Path | None) -> int:
     inputs = power_cut_inputs(target, [Path(p) for p in args.artifacts], Path(args.baseline) if args.baseline else None)
     keep = Path(args.keep).resolve() if args.keep else runs_folder(inputs.package)
     options = PowerCutOptions(cycles=args.power_cut, filesystems=tuple(args.fs or FILESYSTEMS), baseline=inputs.baseline,
@@ -228,6 +253,7 @@ def _power_cut(args, recipe, target) -> int:
     report = run_power_cut(recipe, inputs.target, inputs.package, inputs.name, options,
                            log=lambda line: print(f"power cut: {line}", file=sys.stderr, flush=True),
                            baseline_name=inputs.baseline_name)
+    _keep(report.evidence(inputs.package, digest_file(inputs.package, "sha256")), inputs.package, evidence_folder)
     if args.json:
         print(json.dumps(report.as_dict(), indent=1))
     else:
@@ -248,11 +274,13 @@ def piuparts(args) -> int:
     target = _targets(recipe, [args.target], False)[0]
     if args.log and len(args.artifacts) > 1:
         raise QmailPkgError("--log names one log file: give one package with it")
+    evidence_folder = _evidence_folder(args)
     results = []
     for text in args.artifacts:
         result = run_piuparts(target, Path(text).resolve(), log_path=Path(args.log).resolve() if args.log else None,
                               progress=lambda line: print(line, file=sys.stderr))
         results.append(result)
+        _keep(result.evidence(digest_file(result.artifact, "sha256")), result.artifact, evidence_folder)
         if not args.json:
             print(f"{'PASS' if result.passed else 'FAIL'}  piuparts {target.name} {result.artifact.name}: "
                   f"{'strict, nothing left after purge' if result.passed else 'see below'} "
@@ -268,6 +296,7 @@ def piuparts(args) -> int:
 
 def lint(args) -> int:
     recipe = _recipe_of(args.recipe, args.artifacts)
+    evidence_folder = _evidence_folder(args)
     failed = 0
     for text in args.artifacts:
         path = Path(text)
@@ -277,9 +306,12 @@ def lint(args) -> int:
             raise QmailPkgError(f"{path}: not a package this tool makes ({made})")
         if not path.is_file():
             raise QmailPkgError(f"{path}: no such file")
-        for result in lint_artifact(path, recipe):
+        results = lint_artifact(path, recipe)
+        for result in results:
             failed += not result.passed
             print(f"{result.word}  {path.name}: {result.name}: {result.evidence}")
+        evidence = Evidence.made("lint", path, digest_file(path, "sha256"), all(r.passed for r in results), results)
+        _keep(evidence, path.resolve(), evidence_folder)
     return 1 if failed else 0
 
 
@@ -301,6 +333,10 @@ def repo_publish(args) -> int:
             print(f"pruned     {where}")
         for where in report.indexes:
             print(f"signed     {where}")
+        for why in report.ignored:
+            print(printable(f"ignored    {why}"))
+        if report.pages:
+            print(f"wrote      index.html and {len(report.pages) - 1} package page(s)")
     return 0
 
 

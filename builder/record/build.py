@@ -48,8 +48,7 @@ from .reading import (
     VERSION,
     Reader,
     RecordError,
-    no_constants,
-    no_duplicates,
+    strict_json,
 )
 
 
@@ -177,13 +176,7 @@ class BuildRecord:
     # -- reading -------------------------------------------------------------
     @classmethod
     def loads(cls, text: str | bytes, where: str) -> "BuildRecord":
-        try:
-            data = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
-        except RecursionError:
-            raise RecordError(f"{where}: nested too deeply to be a build record") from None
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RecordError(f"{where}: not a build record (not JSON: {printable(str(exc))[:120]})") from None
-        return cls.from_json(data, where)
+        return cls.from_json(strict_json(text, where, "a build record"), where)
 
     @classmethod
     def read(cls, path: Path) -> "BuildRecord":

@@ -4,6 +4,7 @@ whose every refusal names the field."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -77,8 +78,9 @@ class RecordError(QmailPkgError):
 
 # -- reading helpers: each names the field that is wrong ---------------------
 class Reader:
-    def __init__(self, where: str):
+    def __init__(self, where: str, max_text: int = MAX_TEXT):
         self.where = where
+        self.max_text = max_text  # a kind of file whose strings are shorter says so
 
     def fail(self, path: str, message: str) -> RecordError:
         return RecordError(f"{self.where}: {path}: {message}")
@@ -111,8 +113,8 @@ class Reader:
     def string(self, value: Any, name: str, pattern: re.Pattern[str] | None = None) -> str:
         if not isinstance(value, str):
             raise self.fail(name, "must be a string")
-        if len(value) > MAX_TEXT:
-            raise self.fail(name, f"longer than {MAX_TEXT} characters")
+        if len(value) > self.max_text:
+            raise self.fail(name, f"longer than {self.max_text} characters")
         if pattern is not None and not pattern.match(value):
             raise self.fail(name, f"{printable(value[:80])!r} is not a valid value here")
         return value
@@ -171,6 +173,18 @@ def read_mode(reader: Reader, value: Any, name: str) -> int:
     if mode > 0o7777:
         raise reader.fail(name, "is not a permission mode")
     return mode
+
+
+def strict_json(text: str | bytes, where: str, what: str) -> Any:
+    """JSON from a file that travels between machines: duplicate keys,
+    NaN and Infinity refused, and every refusal one line naming `what` it
+    should have been (a build record, evidence)."""
+    try:
+        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except RecursionError:
+        raise RecordError(f"{where}: nested too deeply to be {what}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecordError(f"{where}: not {what} (not JSON: {printable(str(exc))[:120]})") from None
 
 
 def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -16,8 +16,10 @@ compromised. Every artifact is checked before the repository is touched:
   relations exactly as the packager writes them, no metadata field the
   packager never writes (Essential, Protected, triggers...), no file the
   build did not stage, nothing in the state folders;
-- optionally the provenance statement names the same digests, and an
-  independent rebuild (another runner) produced the same bytes.
+- the provenance statement and the evidence files beside it are kept
+  only when they name its digest (beside.py); --require-provenance refuses
+  an artifact without a matching statement, and an independent rebuild
+  (another runner) must have produced the same bytes when one is given.
 
 A problem anywhere refuses the whole publish, naming the artifact and the
 field, before anything is written.
@@ -25,9 +27,8 @@ field, before anything is written.
 
 from __future__ import annotations
 
-import json
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import QmailPkgError
@@ -37,10 +38,10 @@ from ..recipe.model import Recipe, Target
 from ..record import SUFFIX, TARGET, BuildRecord, RecordError
 from ..safefs import Folder, FsError
 from ..sources import digest_file
+from . import beside
 from .base import Admitted, PublishError, checked
 
 MAX_ARTIFACT = 2 << 30
-MAX_PROVENANCE = 16 << 20
 MAX_RECORDS = 1000
 
 
@@ -51,6 +52,15 @@ class Admission:
     recipe: Recipe
     require_provenance: bool = False
     rebuilt: Path | None = None  # the output folder of an independent rebuild
+
+
+@dataclass(frozen=True)
+class Admissions:
+    """What passed, and what travelled with it but was left out (evidence or
+    a statement about other bytes), each with the reason."""
+
+    artifacts: tuple[Admitted, ...]
+    ignored: tuple[str, ...] = ()
 
 
 def _records(folder: Folder) -> list[tuple[str, str]]:
@@ -111,20 +121,6 @@ def _check_identity(record: BuildRecord, folder_name: str, where: str, admission
     return target
 
 
-def _check_provenance(record: BuildRecord, folder: Folder, where: str) -> None:
-    name = record.provenance_name
-    try:
-        data = json.loads(folder.read(name, MAX_PROVENANCE))
-        subjects = {item["name"]: item["digest"]["sha256"] for item in data["subject"]}
-    except FsError as exc:
-        raise PublishError(f"--require-provenance: {exc}") from None
-    except (ValueError, KeyError, TypeError):
-        raise PublishError(f"--require-provenance: {folder.path_of(name)} is not an in-toto statement") from None
-    want = {row.file: row.sha256 for row in record.artifacts}
-    if subjects != want:
-        raise PublishError(f"{where}: the provenance statement {name} names other artifacts or digests than the record")
-
-
 def _rebuilt_sha256(rebuilt: Path, target: str, file: str) -> str:
     """The sha256 of the independent rebuild's file of that name (its bytes, not its record's word)."""
     try:
@@ -137,9 +133,11 @@ def _rebuilt_sha256(rebuilt: Path, target: str, file: str) -> str:
                        "do not agree on")
 
 
-def admit(artifact_dir: Path, admission: Admission, private: Path) -> list[Admitted]:
-    """Every artifact below artifact_dir, verified; copies in `private`."""
+def admit(artifact_dir: Path, admission: Admission, private: Path) -> Admissions:
+    """Every artifact below artifact_dir, verified, with its statement and
+    evidence; copies in `private`."""
     admitted: list[Admitted] = []
+    ignored: list[str] = []
     try:
         top = Folder.open(artifact_dir, what=str(artifact_dir))
     except FsError as exc:
@@ -149,23 +147,29 @@ def admit(artifact_dir: Path, admission: Admission, private: Path) -> list[Admit
         if not records:
             raise PublishError(f"{artifact_dir}: no build records (*/*{SUFFIX}): give the folder "
                                "`qmail-pkg build --out` wrote")
-        for folder_name, file in records:
+        for folder_name in sorted({name for name, _ in records}):
             with top.sub(folder_name) as folder:
-                where = folder.path_of(file)
-                try:
-                    record = BuildRecord.loads(folder.read(file, 16 << 20), where)
-                except (RecordError, FsError) as exc:
-                    raise PublishError(str(exc)) from None
-                target = _check_identity(record, folder_name, where, admission)
-                if admission.require_provenance:
-                    _check_provenance(record, folder, where)
-                for row in record.artifacts:
-                    admitted.append(_admit_one(folder, record, row, target, admission, private))
+                names = [name for name, _ in folder.entries(10_000)]
+                files = []
+                for file in [file for name, file in records if name == folder_name]:
+                    where = folder.path_of(file)
+                    try:
+                        record = BuildRecord.loads(folder.read(file, 16 << 20), where)
+                    except (RecordError, FsError) as exc:
+                        raise PublishError(str(exc)) from None
+                    target = _check_identity(record, folder_name, where, admission)
+                    statement = beside.provenance(record, folder, admission.require_provenance, ignored)
+                    for row in record.artifacts:
+                        one = _admit_one(folder, record, row, target, admission, private)
+                        admitted.append(replace(one, provenance=statement, evidence=beside.evidence(
+                            folder, names, row.file, row.sha256, ignored)))
+                        files.append(row.file)
+                beside.unclaimed(folder, names, files, ignored)
     names = [f"{item.packager.format}/{item.name}" for item in admitted]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise PublishError(f"{duplicates[0]} is named by two build records; give one build of each package")
-    return admitted
+    return Admissions(tuple(admitted), tuple(ignored))
 
 
 def _admit_one(folder: Folder, record: BuildRecord, row, target: Target, admission: Admission,
@@ -207,4 +211,4 @@ def _admit_one(folder: Folder, record: BuildRecord, row, target: Target, admissi
     return Admitted(copy, record, row, facts, packager)
 
 
-__all__ = ["Admission", "admit"]
+__all__ = ["Admission", "Admissions", "admit"]

@@ -22,7 +22,20 @@ from pathlib import Path
 
 from ..formats.debfile import read_deb_control
 from ..safefs import Folder
-from .base import SUITE, Admitted, PublishError, PublishReport, Settings, State, checked, newest, pool_path, split_key
+from .base import (
+    SUITE,
+    Admitted,
+    Instructions,
+    Listed,
+    PublishError,
+    PublishReport,
+    Settings,
+    State,
+    checked,
+    newest,
+    pool_path,
+    split_key,
+)
 
 INDEXES = ("Packages", "Packages.gz", "Packages.xz")
 MAX_DEB = 2 << 30
@@ -46,7 +59,35 @@ def stanza(control: list[tuple[str, str]], filename: str, data: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def sources_text(base_url: str, suite: str) -> str:
+    """The deb822 sources entry for one suite (apt-sources/<suite>.sources)."""
+    return (f"Types: deb\nURIs: {base_url}\nSuites: {suite}\nComponents: main\n"
+            f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
+
+
 class AptRepository:
+    label = "Debian and derivatives (apt)"
+    area = "Suite"
+    keys = (KEYRING, KEYRING_ARMORED)
+    signature = "openpgp"
+
+    @staticmethod
+    def listing(files: dict[str, str]) -> list[Listed]:
+        found = []
+        for key, where in files.items():
+            parts = key.split("/")
+            if parts[0] == "dists":
+                name, _, rest = parts[3].partition("_")
+                version = rest.partition("_")[0]
+                found.append(Listed(parts[1], parts[2], name, version, parts[3], split_key(where)))
+        return found
+
+    @staticmethod
+    def instructions(area: str, package: str, settings: Settings) -> Instructions:
+        return Instructions(area, ((KEYRING, f"/usr/share/keyrings/{KEYRING}"),), f"apt-sources/{area}.sources",
+                            f"/etc/apt/sources.list.d/{package}.sources", sources_text(settings.base_url, area),
+                            f"apt update && apt install {package}")
+
     def __init__(self, tree: Folder, root: Path, state: State, signer, settings: Settings):
         self.tree = tree
         self.root = root
@@ -169,9 +210,7 @@ class AptRepository:
         """apt sources snippets, one per suite, for /etc/apt/sources.list.d/."""
         with self.tree.sub("apt-sources", create=True) as folder:
             for suite in suites:
-                text = (f"Types: deb\nURIs: {self.settings.base_url}\nSuites: {suite}\nComponents: main\n"
-                        f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
-                folder.write(f"{suite}.sources", text.encode())
+                folder.write(f"{suite}.sources", sources_text(self.settings.base_url, suite).encode())
 
 
 __all__ = ["AptRepository", "stanza"]

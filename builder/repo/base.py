@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import QmailPkgError, printable
+from ..evidence import Evidence
 from ..record import FILE, PACKAGE, SHA256, SUITE, TARGET, VERSION, ArtifactRecord, BuildRecord
 from ..safefs import Folder
 
@@ -45,6 +46,8 @@ class Admitted:
     row: ArtifactRecord
     facts: "PackageFacts"
     packager: "Packager"
+    provenance: str = ""  # the in-toto statement beside the record, when it names these bytes
+    evidence: tuple[Evidence, ...] = ()  # what was checked on exactly these bytes (beside.py)
 
     @property
     def name(self) -> str:
@@ -57,9 +60,12 @@ class PublishReport:
     unchanged: list[str] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
     indexes: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # evidence or statements about other bytes, and why
+    pages: list[str] = field(default_factory=list)  # the front page and one page per package version
 
     def as_dict(self) -> dict:
-        return {"added": self.added, "unchanged": self.unchanged, "pruned": self.pruned, "indexes": self.indexes}
+        return {"added": self.added, "unchanged": self.unchanged, "pruned": self.pruned, "indexes": self.indexes,
+                "ignored": self.ignored, "pages": self.pages}
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,51 @@ class Settings:
     pkg_key: Path | None = None  # a private copy of the RSA key for FreeBSD catalogues
 
 
+@dataclass(frozen=True)
+class Listed:
+    """One published package file, as the state file knows it."""
+
+    area: str  # where it is published: the suite, target or ABI
+    architecture: str  # as the format spells it
+    package: str
+    version: str  # as the format spells it
+    file: str
+    path: tuple[str, ...]  # its place in the tree
+
+
+@dataclass(frozen=True)
+class Instructions:
+    """How a user points a system at one area of the tree: the README's
+    snippet, filled in with the base URL."""
+
+    area: str
+    # (key file in the tree, where it goes on the user's system; "": the tool fetches it)
+    keys: tuple[tuple[str, str], ...]
+    snippet: str  # the snippet's file in the tree
+    destination: str  # where it goes on the user's system
+    text: str
+    command: str  # what the user runs then
+
+
 class RepositoryWriter(Protocol):
-    """One format's part of the tree."""
+    """One format's part of the tree, and what the front page says of it."""
+
+    label: str  # the systems that install from it, and their tool
+    area: str  # what its areas are called (Suite, Target, ABI)
+    keys: tuple[str, ...]  # the public key files it writes at the top of the tree
+    signature: str  # openpgp | rsa
 
     def __init__(self, tree: Folder, root: Path, state: "State", signer, settings: Settings): ...
 
     def publish(self, artifacts: list[Admitted], prune: int | None, report: PublishReport) -> None: ...
+
+    @staticmethod
+    def listing(files: dict[str, str]) -> list[Listed]:
+        """Every package of this format the state file names."""
+
+    @staticmethod
+    def instructions(area: str, package: str, settings: Settings) -> Instructions:
+        """What a user installs from one area with."""
 
 
 # -- names and keys -----------------------------------------------------------
@@ -194,6 +239,6 @@ def newest(items, keep: int, version) -> tuple[list, list]:
     return ordered[:keep], ordered[keep:]
 
 
-__all__ = ["ABI", "ARCH", "Admitted", "PublishError", "PublishReport", "RepositoryWriter", "Settings", "State",
-           "SUITE", "TARGET", "VERSION", "check_base_url", "checked", "newest", "pool_path", "split_key",
-           "version_key"]
+__all__ = ["ABI", "ARCH", "Admitted", "Instructions", "Listed", "PublishError", "PublishReport", "RepositoryWriter",
+           "Settings", "State", "SUITE", "TARGET", "VERSION", "check_base_url", "checked", "newest", "pool_path",
+           "split_key", "version_key"]

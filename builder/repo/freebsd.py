@@ -24,7 +24,19 @@ import zstandard
 from ..errors import printable
 from ..formats.pkgfile import file_sum, read_pkg, urldecode
 from ..safefs import Folder
-from .base import ABI, Admitted, PublishError, PublishReport, Settings, State, checked, newest, split_key
+from .base import (
+    ABI,
+    Admitted,
+    Instructions,
+    Listed,
+    PublishError,
+    PublishReport,
+    Settings,
+    State,
+    checked,
+    newest,
+    split_key,
+)
 
 META = ('version = 2;\npacking_format = "tzst";\nmanifests = "packagesite.yaml";\ndata = "data";\n'
         'filesite = "files";\nmanifests_archive = "packagesite";\nfilesite_archive = "files";\n')
@@ -68,7 +80,38 @@ def _archive(member: str, data: bytes, signature: bytes | None) -> bytes:
     return zstandard.ZstdCompressor(level=19).compress(raw.getvalue())
 
 
+CONF = "qmail-pkg-freebsd.conf"
+
+
+def conf_text(settings: Settings) -> str:
+    """The pkg(8) repository configuration (for /usr/local/etc/pkg/repos/)."""
+    return (f"# qmail-syncdir: /usr/local/etc/pkg/repos/qmail-pkg.conf\n"
+            f'qmail-pkg: {{\n  url: "{settings.base_url}/freebsd/${{ABI}}",\n  signature_type: "pubkey",\n'
+            f'  pubkey: "/usr/local/etc/ssl/{PUBLIC_KEY}",\n  enabled: yes\n}}\n')
+
+
 class PkgRepository:
+    label = "FreeBSD (pkg)"
+    area = "ABI"
+    keys = (PUBLIC_KEY,)
+    signature = "rsa"  # pkg(8) pubkey: known by the sha256 of the key file, as pkg's fingerprints are
+
+    @staticmethod
+    def listing(files: dict[str, str]) -> list[Listed]:
+        found = []
+        for key in files:
+            parts = key.split("/")
+            if parts[0] == "freebsd":
+                name, _, version = parts[3].removesuffix(".pkg").rpartition("-")
+                found.append(Listed(parts[1], parts[1].rsplit(":", 1)[-1], name, version, parts[3], split_key(key)))
+        return found
+
+    @staticmethod
+    def instructions(area: str, package: str, settings: Settings) -> Instructions:
+        return Instructions(area, ((PUBLIC_KEY, f"/usr/local/etc/ssl/{PUBLIC_KEY}"),), CONF,
+                            "/usr/local/etc/pkg/repos/qmail-pkg.conf", conf_text(settings),
+                            f"pkg update && pkg install {package}")
+
     def __init__(self, tree: Folder, root: Path, state: State, signer, settings: Settings):
         if settings.pkg_key is None:
             raise PublishError("--pkg-key is required for FreeBSD packages: pkg(8) repositories are signed with an "
@@ -141,10 +184,7 @@ class PkgRepository:
             raise PublishError(f"--pkg-key: not an RSA private key: "
                                f"{printable(result.stderr.decode(errors='replace').strip()[-200:])}")
         self.tree.write(PUBLIC_KEY, result.stdout)
-        conf = ("# qmail-syncdir: /usr/local/etc/pkg/repos/qmail-pkg.conf\n"
-                f'qmail-pkg: {{\n  url: "{self.settings.base_url}/freebsd/${{ABI}}",\n  signature_type: "pubkey",\n'
-                f'  pubkey: "/usr/local/etc/ssl/{PUBLIC_KEY}",\n  enabled: yes\n}}\n')
-        self.tree.write("qmail-pkg-freebsd.conf", conf.encode())
+        self.tree.write(CONF, conf_text(self.settings).encode())
 
 
 __all__ = ["PkgRepository", "catalogue_entry", "sign"]

@@ -130,6 +130,20 @@ class Signer:
         return self.env.get("GNUPGHOME")
 
 
+def fingerprint_of(public_key: bytes) -> str:
+    """The fingerprint of the first key in an exported public key, read by
+    gpg without importing it anywhere ("" when gpg cannot tell)."""
+    if not shutil.which("gpg"):
+        return ""
+    with tempfile.TemporaryDirectory(prefix="qmail-pkg-gnupg-") as home:
+        result = subprocess.run(["gpg", "--batch", "--homedir", home, "--with-colons", "--import-options",
+                                 "show-only", "--import"], input=public_key, capture_output=True)
+        subprocess.run(["gpgconf", "--homedir", home, "--kill", "gpg-agent"], capture_output=True)
+    fingerprints = [line.split(":")[9] for line in result.stdout.decode(errors="replace").splitlines()
+                    if line.startswith("fpr:")]
+    return fingerprints[0] if result.returncode == 0 and fingerprints else ""
+
+
 def _tail(data: bytes) -> str:
     lines = [line for line in data.decode("utf-8", "replace").strip().splitlines() if line.strip()]
     return " | ".join(lines[-2:]) or "no output"

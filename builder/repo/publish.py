@@ -5,7 +5,8 @@ Order matters. Every flag, the signing keys, the tree itself (no symlink or
 special file anywhere in it) and its state file are checked, and every
 artifact admitted (admit.py), before the first byte is written; a refusal
 leaves the repository exactly as it was. The tree is locked while a publish
-writes to it."""
+writes to it. Last, the front page and a page per package version are made
+from what the tree holds (builder/site/)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from ..recipe.model import Recipe
 from ..safefs import Folder, FsError, read_file
 from .admit import Admission, admit
 from .base import PublishError, PublishReport, Settings, State, check_base_url
+from ..site import write_site
 from .gpg import Signer
 
 MAX_PKG_KEY = 1 << 20
@@ -63,8 +65,9 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
     with tempfile.TemporaryDirectory(prefix="qmail-pkg-publish-") as scratch:
         private = Path(scratch)
         (private / "artifacts").mkdir()
-        admitted = admit(artifact_dir, Admission(recipe, require_provenance, rebuilt),
-                         private / "artifacts")
+        admissions = admit(artifact_dir, Admission(recipe, require_provenance, rebuilt),
+                           private / "artifacts")
+        admitted = admissions.artifacts
         formats = sorted({item.packager.format for item in admitted}, key=list(PACKAGERS).index)
         needs_gpg = any(fmt in ("deb", "rpm") for fmt in formats)
         if needs_gpg and not key:
@@ -79,7 +82,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
             tree = Folder.open(repo, create=True, what=str(repo))
         except FsError as exc:
             raise PublishError(str(exc)) from None
-        report = PublishReport()
+        report = PublishReport(ignored=list(admissions.ignored))
         try:
             with tree, _locked(tree):
                 try:
@@ -93,6 +96,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
                         writer.publish([item for item in admitted if item.packager.format == fmt], prune, report)
                 finally:
                     state.save()
+                write_site(tree, admitted, state.files, settings, signer.fingerprint if signer else "", report)
         except FsError as exc:
             raise PublishError(str(exc)) from None
         finally:

@@ -19,7 +19,19 @@ from pathlib import Path
 
 from ..errors import printable
 from ..safefs import Folder
-from .base import TARGET, Admitted, PublishError, PublishReport, Settings, State, checked, newest, split_key
+from .base import (
+    TARGET,
+    Admitted,
+    Instructions,
+    Listed,
+    PublishError,
+    PublishReport,
+    Settings,
+    State,
+    checked,
+    newest,
+    split_key,
+)
 from .gpg import PASSPHRASE_ENV
 
 KEY_ARMORED = "qmail-pkg-archive-keyring.asc"
@@ -34,7 +46,38 @@ def rpm_identity(path: Path) -> str:
     return result.stdout.strip()
 
 
+def repo_text(area: str, settings: Settings) -> str:
+    """The .repo file for one target's area (rpm-<target>.repo), gpgcheck and repo_gpgcheck on."""
+    return (f"[qmail-pkg-{area.replace('/', '-')}]\nname=qmail-syncdir {area}\n"
+            f"baseurl={settings.base_url}/{area}\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=1\n"
+            f"gpgkey={settings.base_url}/{KEY_ARMORED}\n")
+
+
 class RpmRepository:
+    label = "RHEL, AlmaLinux, Rocky and Fedora-like systems (dnf)"
+    area = "Target"
+    keys = (KEY_ARMORED,)
+    signature = "openpgp"
+
+    @staticmethod
+    def listing(files: dict[str, str]) -> list[Listed]:
+        found = []
+        for key in files:
+            parts = key.split("/")
+            if parts[0] == "rpm":
+                stem = parts[2].removesuffix(".rpm")
+                name, *version = stem.rsplit(".", 1)[0].rsplit("-", 2)
+                found.append(Listed(parts[1], stem.rsplit(".", 1)[-1], name, "-".join(version), parts[2],
+                                    split_key(key)))
+        return found
+
+    @staticmethod
+    def instructions(area: str, package: str, settings: Settings) -> Instructions:
+        name = f"rpm-{area}"
+        return Instructions(area, ((KEY_ARMORED, ""),),
+                            f"{name}.repo", f"/etc/yum.repos.d/qmail-pkg-{name}.repo",
+                            repo_text(f"rpm/{area}", settings), f"dnf install {package}")
+
     def __init__(self, tree: Folder, root: Path, state: State, signer, settings: Settings):
         for tool in ("rpm", "rpmsign", "createrepo_c"):
             if not shutil.which(tool):
@@ -126,12 +169,7 @@ class RpmRepository:
                     folder.rename("repodata", ".repodata.old")
                 folder.rename(".repodata.new", "repodata")
                 folder.remove_tree(".repodata.old")
-        name = area.replace("/", "-")
-        base = self.settings.base_url
-        snippet = (f"[qmail-pkg-{name}]\nname=qmail-syncdir {area}\nbaseurl={base}/{area}\n"
-                   "enabled=1\ngpgcheck=1\nrepo_gpgcheck=1\n"
-                   f"gpgkey={base}/{KEY_ARMORED}\n")
-        self.tree.write(f"{name}.repo", snippet.encode())
+        self.tree.write(f"{area.replace('/', '-')}.repo", repo_text(area, self.settings).encode())
         report.indexes.append(f"{area}/repodata")
 
 

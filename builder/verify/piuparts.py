@@ -27,6 +27,7 @@ from ..environ import cache_folder
 from ..environment import prepare_environment
 from ..sandbox.docker import LABEL, client
 from ..errors import VerifyError
+from ..evidence import CheckResult, Evidence
 from ..platforms import platform_for
 from ..recipe.model import Target
 
@@ -66,6 +67,12 @@ class PiupartsResult:
     base: Path
     command: list[str]
     findings: list[str] = field(default_factory=list)  # ERROR/WARN lines and what they list
+
+    def evidence(self, sha256: str) -> Evidence:
+        said = "\n".join(self.findings) if self.findings else f"INFO: PASS: All tests. ({self.seconds:.1f} s)"
+        check = CheckResult(f"piuparts {' '.join(STRICT_OPTIONS)} on {self.target}, no --warn-on-*: nothing "
+                            "left after purge", self.passed, said)
+        return Evidence.made("piuparts", self.artifact, sha256, self.passed, [check])
 
     def as_dict(self) -> dict:
         return {"target": self.target, "artifact": str(self.artifact), "passed": self.passed,

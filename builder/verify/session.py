@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import VerifyError
-from ..evidence import CheckResult
+from ..evidence import CheckResult, Evidence
 from ..platforms import noise_paths, package_manager_for, platform_for
 from ..recipe.model import Recipe, Target
 from ..record import BuildRecord
@@ -67,6 +67,10 @@ class Report:
 
     def as_dict(self) -> dict:
         return {"target": self.target, "passed": self.passed, "steps": [s.as_dict() for s in self.steps]}
+
+    def evidence(self, artifact: Path, sha256: str, host: str) -> Evidence:
+        """The run on one kind of host, as evidence for the package it ended with."""
+        return Evidence.made("verify", artifact, sha256, self.passed, self.steps, qualifier=host)
 
 
 # The whole filesystem of a verification container, less what is not ours to

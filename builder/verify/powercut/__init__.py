@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import VerifyError
+from ...evidence import COUNTS, CheckResult, Evidence, PowerCutCounts
 from ...platforms import package_manager_for
 from ...recipe.model import Target
 from ...record import BuildRecord, RecordError
@@ -128,6 +129,26 @@ class PowerCutReport:
                             for fs in self.options.filesystems},
             "cycles": [r.as_dict() for r in self.results],
         }
+
+    def evidence(self, package: Path, sha256: str) -> Evidence:
+        """The run as evidence for the package: per file system a step (none
+        of the package's acknowledged mail stranded or lost), and the counts
+        of the package and its baseline."""
+        counts = tuple(PowerCutCounts(fs, variant, **{key: self.totals(variant, fs)[key] for key in COUNTS})
+                       for fs in self.options.filesystems for variant in self.variants)
+        steps = []
+        for fs in self.options.filesystems:
+            total = self.totals("package", fs)
+            safe = total["cycles"] > 0 and not total["failed_cycles"] and not total["stranded"] + total["lost"]
+            said = (f"{total['cycles']} power cuts ({total['failed_cycles']} cycles failed): {total['acknowledged']} "
+                    f"acknowledged, {total['delivered']} delivered, {total['queued']} queued, "
+                    f"{total['stranded']} stranded, {total['lost']} lost")
+            if self.baseline:
+                base = self.totals("baseline", fs)
+                said += (f"; the baseline {self.baseline}: {base['acknowledged']} acknowledged, "
+                         f"{base['stranded']} stranded, {base['lost']} lost")
+            steps.append(CheckResult(f"{fs}: no acknowledged message stranded or lost", safe, said))
+        return Evidence.made("power-cut", package, sha256, self.passed, steps, power_cut=counts)
 
     def table(self) -> str:
         columns = ("acknowledged", "delivered", "queued", "stranded", "lost", "not_recovered", "duplicated")
