@@ -17,6 +17,7 @@ import time
 import pytest
 
 from builder.recipe.loader import load_recipe
+from builder.toolchains import NATIVE_ENV
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
 from builder.verify.checks import put_artifact
@@ -57,7 +58,7 @@ def hand_installed_tree(engine, fixture_sources, tmp_path_factory):
         code, out = box.output(["sh", "-euc", HAND_ACCOUNTS])
         assert code == 0, out
         env = {"SRC_QMAIL": "/src/qmail", "SRC_SYNCDIR": "/src/syncdir", "MAKE": "make", "JOBS": "2",
-               "EXTRA_CFLAGS": "", "EXTRA_LDFLAGS": "", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+               "EXTRA_CFLAGS": "", "EXTRA_LDFLAGS": "", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **NATIVE_ENV}
         for step in steps:
             code, out = box.output(["sh", "-eu", "-c", step], env=env)
             assert code == 0, out

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from builder.sandbox.docker import DockerSandbox
+from builder.sandbox.images import image_spec
 from builder.verify import run_verify
+from builder.verify.checks import put_artifact
 from builder.verify.hosts import HOSTS, DaemontoolsSupervision, SystemdSupervision
 from builder.verify.lifecycle import fsync_follows_queue_changes, svc_order
 
@@ -206,9 +209,6 @@ def test_smtp_transcript_needs_a_refused_relay_and_every_reply():
 def test_a_crash_looping_smtpd_is_not_up_and_serves_nothing(built, recipe):
     """The bug verify once missed: tcpserver given the port by name on a system
     without /etc/services dies at once, and supervise restarts it every second."""
-    from builder.sandbox.docker import DockerSandbox
-    from builder.sandbox.images import image_spec
-    from builder.verify.checks import put_artifact
     from builder.verify.lifecycle import Lifecycle, Report
 
     spec = image_spec(recipe.target(TARGET), "verify")
@@ -248,3 +248,20 @@ def test_host_images_and_their_offered_packages(recipe):
     assert specs["svscan"].offered == () and _offered_hooks(()) == []
     hooks = " ".join(_offered_hooks(apt.offered))
     assert "apt-get -q download daemontools daemontools-run" in hooks and "apt-ftparchive packages" in hooks
+
+
+@pytest.mark.parametrize("host", ["svscan", "systemd"])
+def test_a_missing_tcpserver_is_named_with_the_package_that_brings_it(built, recipe, host):
+    """An admin who installed without ucspi-tcp sees why qmail-smtpd cannot
+    stay up and what to install, under either supervisor."""
+    kind = HOSTS[host]
+    spec = image_spec(recipe.target(TARGET), kind.role)
+    with DockerSandbox(spec.reference, role="verify", **kind.container_options()) as box:
+        if kind.boots:
+            box.output(["sh", "-c", "systemctl is-system-running --wait"])
+        code, out = box.output(["sh", "-c", "rm -f \"$(command -v tcpserver)\" && ! command -v tcpserver"])
+        assert code == 0, out
+        code, out = box.output(["sh", "-c", f"DEBIAN_FRONTEND=noninteractive dpkg -i {put_artifact(box, deb_of(built))}"])
+    assert code == 0, out
+    assert "qmail-smtpd needs tcpserver, which is not installed: apt-get install ucspi-tcp" in out, out
+    assert "qmail-send needs" not in out  # only what is missing is named

@@ -64,6 +64,9 @@ class PackageManager:
         words = {"path": shlex.quote(path), "name": shlex.quote(name), "supervisor": shlex.quote(supervisor)}
         return template.format(**words, reinstall=self.upgrade.format(**words))
 
+# daemontools' programs that the services' run files call.
+DAEMONTOOLS_PROGRAMS = ("envuidgid", "softlimit", "setuidgid", "multilog")
+
 
 class Platform:
     family: ClassVar[str]
@@ -86,6 +89,12 @@ class Platform:
     # Whether the package ships /usr/sbin/sendmail and /usr/lib/sendmail as
     # links to qmail's; else the scripts deal with the system's own mechanism.
     ships_sendmail_links: ClassVar[bool] = True
+    # What the administrator runs to get a program the services call
+    # ({package}: from program_packages), said when a service cannot stay up.
+    program_install: ClassVar[str] = "install the {package} package"
+    # The package of this family that brings each program the services' run
+    # files call (tcpserver, daemontools' helpers): qmail-pkg does not ship them.
+    program_packages: ClassVar[dict[str, str]] = {}
 
     def arch(self, arch: str) -> str:
         return self.arch_names.get(arch, arch)

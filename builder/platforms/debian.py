@@ -19,7 +19,15 @@ from ..recipe.model import Target
 from ..sandbox.docker import client, import_rootfs
 from ..sandbox.images import DEFINITION_LABEL, PACKAGES_LABEL, ImageSpec
 from ..toolchains import ZIG_CACHE, ZIG_HOME, fetch_wheel, toolchain_named, zig_tarball
-from .base import GLIBC_INTERPRETERS, GLIBC_LIBRARIES, BinaryRules, PackageManager, Platform, Steps
+from .base import (
+    DAEMONTOOLS_PROGRAMS,
+    GLIBC_INTERPRETERS,
+    GLIBC_LIBRARIES,
+    BinaryRules,
+    PackageManager,
+    Platform,
+    Steps,
+)
 from .gnu import STRIP_SUFFIX, strip_steps
 
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
@@ -34,6 +42,8 @@ OFFERED_SOURCES = "/etc/apt/sources.list.d/qmail-pkg-offered.list"
 class DebianPlatform(Platform):
     family = "debian"
     script_platform = "linux"
+    program_install = "apt-get install {package}"
+    program_packages = {"tcpserver": "ucspi-tcp", **dict.fromkeys(DAEMONTOOLS_PROGRAMS, "daemontools")}
     noise_paths = (r"^/var/lib/(dpkg|apt)(/|$)", r"^/var/cache/(debconf|apt|ldconfig)(/|$)",
                    r"^/var/log/(dpkg\.log|apt|alternatives\.log)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = PackageManager(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from ..errors import SandboxError, VerifyError
 from ..recipe.model import Accounts, Target
 from ..sandbox.images import ImageSpec
-from .base import BinaryRules, PackageManager, Platform, Steps
+from .base import DAEMONTOOLS_PROGRAMS, BinaryRules, PackageManager, Platform, Steps
 
 # FreeBSD's stat(1) spells -c as -f, with %Lp for the permission bits.
 STRIP_SCRIPT = r"""
@@ -42,6 +42,9 @@ BASE_LIBRARIES = r"^lib(c|m|util|crypt|md|thr|z|elf|kvm|bsdxml|execinfo)\.so\.[0
 class FreeBSDPlatform(Platform):
     family = "freebsd"
     script_platform = "freebsd"
+    # sysutils/ucspi-tcp and sysutils/daemontools
+    program_install = "pkg install {package}"
+    program_packages = {"tcpserver": "ucspi-tcp", **dict.fromkeys(DAEMONTOOLS_PROGRAMS, "daemontools")}
     # pkg's database; pw's rebuilt password databases
     noise_paths = (r"^/var/db/pkg(/|$)", r"^/etc/(pwd\.db|spwd\.db|master\.passwd|passwd|group)$")
     root_group = "wheel"

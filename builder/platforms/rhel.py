@@ -17,7 +17,15 @@ from dataclasses import replace
 from ..errors import SandboxError
 from ..recipe.model import Target
 from ..sandbox.images import DEFINITION_LABEL, ImageSpec, containers_dir
-from .base import GLIBC_INTERPRETERS, GLIBC_LIBRARIES, BinaryRules, PackageManager, Platform, Steps
+from .base import (
+    DAEMONTOOLS_PROGRAMS,
+    GLIBC_INTERPRETERS,
+    GLIBC_LIBRARIES,
+    BinaryRules,
+    PackageManager,
+    Platform,
+    Steps,
+)
 from .gnu import STRIP_SUFFIX, strip_steps
 
 # rpm's own dependency generator (rpm-build on RHEL, Debian's rpm package),
@@ -55,6 +63,9 @@ RPM = PackageManager(
 class RhelPlatform(Platform):
     family = "rhel"
     script_platform = "linux"
+    # EL's own repositories carry neither: the administrator's repository or a build from source
+    program_install = "dnf install {package} (from a repository that carries it; EL's own do not)"
+    program_packages = {"tcpserver": "ucspi-tcp", **dict.fromkeys(DAEMONTOOLS_PROGRAMS, "daemontools")}
     noise_paths = (r"^/var/lib/(rpm|dnf|alternatives)(/|$)", r"^/var/cache/(dnf|ldconfig)(/|$)",
                    r"^/var/log/(dnf|hawkey)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = RPM

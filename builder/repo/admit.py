@@ -165,7 +165,7 @@ def admit(artifact_dir: Path, admission: Admission, private: Path) -> Admissions
                             folder, names, row.file, row.sha256, ignored)))
                         files.append(row.file)
                 beside.unclaimed(folder, names, files, ignored)
-    names = [f"{item.packager.format}/{item.name}" for item in admitted]
+    names = [f"{item.format}/{item.name}" for item in admitted]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise PublishError(f"{duplicates[0]} is named by two build records; give one build of each package")
@@ -208,7 +208,7 @@ def _admit_one(folder: Folder, record: BuildRecord, row, target: Target, admissi
         if other != digest:
             raise PublishError(f"{what}: the independent rebuild made other bytes (sha256 {other[:16]}... against "
                                f"{digest[:16]}...); nothing is signed that two builds do not agree on")
-    return Admitted(copy, record, row, facts, packager)
+    return Admitted(copy, record, row, facts, packager.format)
 
 
 __all__ = ["Admission", "Admissions", "admit"]

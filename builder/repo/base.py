@@ -13,15 +13,13 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..errors import QmailPkgError, printable
 from ..evidence import Evidence
+from ..formats.facts import PackageFacts
 from ..record import FILE, PACKAGE, SHA256, SUITE, TARGET, VERSION, ArtifactRecord, BuildRecord
 from ..safefs import Folder
-
-if TYPE_CHECKING:  # annotations only: the packager names its writer, so it sits above this module
-    from ..package.base import PackageFacts, Packager
 
 STATE_FOLDER = ".qmail-pkg"
 STATE_FILE = "published.json"
@@ -44,8 +42,8 @@ class Admitted:
     path: Path
     record: BuildRecord
     row: ArtifactRecord
-    facts: "PackageFacts"
-    packager: "Packager"
+    facts: PackageFacts
+    format: str  # its packager's (deb, rpm, pkg): the packager names its writer, so it sits above this module
     provenance: str = ""  # the in-toto statement beside the record, when it names these bytes
     evidence: tuple[Evidence, ...] = ()  # what was checked on exactly these bytes (beside.py)
 

@@ -68,7 +68,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
         admissions = admit(artifact_dir, Admission(recipe, require_provenance, rebuilt),
                            private / "artifacts")
         admitted = admissions.artifacts
-        formats = sorted({item.packager.format for item in admitted}, key=list(PACKAGERS).index)
+        formats = sorted({item.format for item in admitted}, key=list(PACKAGERS).index)
         needs_gpg = any(fmt in ("deb", "rpm") for fmt in formats)
         if needs_gpg and not key:
             raise PublishError("--key is required: apt and rpm repositories are signed (GnuPG key id or key file)")
@@ -93,7 +93,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
                 writers = [PACKAGERS[fmt].repository(tree, repo, state, signer, settings) for fmt in formats]
                 try:
                     for fmt, writer in zip(formats, writers):
-                        writer.publish([item for item in admitted if item.packager.format == fmt], prune, report)
+                        writer.publish([item for item in admitted if item.format == fmt], prune, report)
                 finally:
                     state.save()
                 write_site(tree, admitted, state.files, settings, signer.fingerprint if signer else "", report)

@@ -49,6 +49,8 @@ class ServiceSpec:
 
     name: str  # link name in the service directory: qmail-send, qmail-smtpd
     directory: str  # e.g. /var/qmail/supervise/qmail-send (holds run and log/run)
+    # programs its run files (and log/run) call that the package does not ship
+    programs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.name):
@@ -99,6 +101,9 @@ class ScriptModel:
     # Packages of other qmails the recipe names as conflicting (their names
     # in this format): said when a qmail that is not this package's is found.
     conflicts: tuple[str, ...] = ()
+    # (service, program, how to get it) for each program a service calls:
+    # named when that service cannot stay up and the program is missing
+    needed_programs: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.package or not all(c.isalnum() or c in "+-." for c in self.package):
@@ -179,9 +184,11 @@ def script_model(
     """
     prefix = recipe.layout.prefix.rstrip("/") or "/"
     supervise = f"{prefix}/supervise"
-    services = [ServiceSpec("qmail-send", f"{supervise}/qmail-send")]
+    logger = ("setuidgid", "multilog")  # every log/run
+    services = [ServiceSpec("qmail-send", f"{supervise}/qmail-send", logger)]
     if recipe.services.smtpd and smtpd:
-        services.append(ServiceSpec("qmail-smtpd", f"{supervise}/qmail-smtpd"))
+        services.append(ServiceSpec("qmail-smtpd", f"{supervise}/qmail-smtpd",
+                                    ("tcpserver", "envuidgid", "softlimit", *logger)))
     links = tuple((link, f"{prefix}/bin/sendmail") for link in SENDMAIL_LINKS) if sendmail else ()
     platform = platform_for(target.family)
     return ScriptModel(
@@ -201,4 +208,7 @@ def script_model(
         backup_dir=f"/var/backups/{recipe.package.name}-takeover",
         systemd_unit_dir=platform.systemd_unit_dir(target),
         conflicts=conflicts,
+        needed_programs=tuple(
+            (service.name, program, platform.program_install.format(package=platform.program_packages[program]))
+            for service in services for program in service.programs if program in platform.program_packages),
     )

@@ -41,7 +41,7 @@ def keep_records(tree: Folder, admitted: Sequence[Admitted]) -> None:
     record and statement as they were read (re-written from the checked
     values), the evidence for exactly these bytes."""
     for item in admitted:
-        with tree.sub(RECORDS, item.packager.format, create=True) as folder:
+        with tree.sub(RECORDS, item.format, create=True) as folder:
             folder.write(f"{item.name}{RECORD_SUFFIX}", item.record.dumps().encode())
             if item.provenance:
                 folder.write(f"{item.name}{PROVENANCE_SUFFIX}", item.provenance.encode())
