@@ -110,7 +110,7 @@ def built_for(engine, recipe, miniature, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def built_rpm(built_for):
-    """The test-only .rpm (made on a Debian userland with Debian's rpm tools)."""
+    """The el-9 amd64 .rpm (cross-compiled)."""
     return built_for("el-9")
 
 
@@ -121,7 +121,7 @@ def built_rpm_next(built_for):
 
 @pytest.fixture(scope="session")
 def built_pkg(built_for):
-    """The test-only FreeBSD .pkg (its contents built on a Debian userland)."""
+    """The freebsd-14 amd64 .pkg (cross-compiled)."""
     return built_for("freebsd-14")
 
 

@@ -12,6 +12,7 @@ with the build machine's compiler, as the real one needs."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -22,11 +23,14 @@ import pytest
 from builder.formats.elf import read_program
 from builder.formats.pkgfile import read_pkg
 from builder.package import PACKAGERS
+from builder.pipeline import BuildOptions, build_target
+from builder.record import BuildRecord
 from builder.platforms import platform_for
 from builder.verify.binaries import check_programs
 from builder.verify.lint import lint_artifact
 
 from .conftest import ROOT, artifact_of
+from .test_repo import gnupg, publish  # noqa: F401  (the module's fixture: a signing key and a pkg key)
 
 pytestmark = pytest.mark.docker
 
@@ -42,14 +46,13 @@ BUILDS = {
 
 @pytest.fixture(scope="module")
 def cross_built(recipe, miniature, tmp_path_factory):
-    """Each of BUILDS, built by the method its recipe gives it (all cross)."""
-    from builder.pipeline import BuildOptions, build_target
-
+    """Each of BUILDS, built by the method its recipe gives it (all cross),
+    into one folder as `build --all --arch all` writes them."""
     results = {}
+    out = tmp_path_factory.mktemp("cross")
     for name, architecture in BUILDS:
         target = recipe.target(name).for_architecture(architecture)
         assert target.method == "cross"
-        out = tmp_path_factory.mktemp(f"cross-{name}-{architecture}")
         results[name, architecture] = build_target(recipe, target, BuildOptions(out_dir=out, sources_dir=miniature[1],
                                                                                 quiet=True))
     return results
@@ -144,3 +147,30 @@ def test_the_command_line_says_how_each_target_builds(tmp_path):
     help_text = subprocess.run([sys.executable, "-m", "builder.cli", "build", "--help"], capture_output=True,
                                text=True, cwd=ROOT).stdout
     assert "--native" in help_text and "--cross" in help_text and "Zig" in help_text
+
+
+def test_every_architecture_keeps_its_own_file_and_publishes_into_its_own_area(cross_built, gnupg, tmp_path):  # noqa: F811
+    """Two architectures of one FreeBSD release in one folder: pkg's own
+    NAME-VERSION.pkg would be one file; the release and architecture in the
+    name keep both, and each lands in its ABI's catalogue."""
+    out = artifact_of(cross_built["freebsd-14", "amd64"], "pkg").parent.parent
+    for (name, architecture), result in cross_built.items():
+        artifact = artifact_of(result, BUILDS[name, architecture][0])
+        record = BuildRecord.beside(artifact)
+        assert record.artifact(artifact.name).sha256 == result.artifacts[0].sha256 == _sha256(artifact)
+    pkgs = sorted(path.name for path in (out / "freebsd-14").glob("*.pkg"))
+    assert pkgs == ["qmail-syncdir-1.03_1.freebsd14.aarch64.pkg", "qmail-syncdir-1.03_1.freebsd14.amd64.pkg"]
+    repo = tmp_path / "repo"
+    publish(out, repo, key=str(gnupg["secret_file"]), pkg_key=gnupg["pkg_key"])
+    for abi, arch in (("FreeBSD:14:amd64", "amd64"), ("FreeBSD:14:aarch64", "aarch64")):
+        assert [p.name for p in (repo / "freebsd" / abi / "All").iterdir()] == [
+            f"qmail-syncdir-1.03_1.freebsd14.{arch}.pkg"]
+        assert (repo / "freebsd" / abi / "packagesite.pkg").is_file()
+    assert sorted(p.name for p in (repo / "rpm" / "el-9").rglob("*.rpm")) == [
+        "qmail-syncdir-1.03-1.el9.aarch64.rpm", "qmail-syncdir-1.03-1.el9.x86_64.rpm"]
+    pages = sorted(p.name for p in (repo / "packages" / "pkg").glob("*.html"))
+    assert pages == [f"{name}.html" for name in pkgs]
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

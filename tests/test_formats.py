@@ -36,7 +36,7 @@ def test_pkg_checksum_is_the_one_freebsd_pkg_writes():
 
 def test_pkg_reads_back_as_pkg_would(built_pkg, recipe):
     pkg = artifact_of(built_pkg, "pkg")
-    assert pkg.name == "qmail-syncdir-1.03_1.pkg"
+    assert pkg.name == "qmail-syncdir-1.03_1.freebsd14.amd64.pkg"
     archive = read_pkg(pkg)
     members, compact, full, contents = archive.members, archive.compact, archive.full, archive.contents
     assert [m.name for m in members[:2]] == ["+COMPACT_MANIFEST", "+MANIFEST"]

@@ -246,7 +246,7 @@ def test_freebsd_catalogue_lists_the_package_signed(built_pkg, gnupg, tmp_path):
     repo = tmp_path / "repo"
     publish(artifacts_dir(tmp_path, built_pkg), repo, key=None, pkg_key=gnupg["pkg_key"])
     area = repo / "freebsd/FreeBSD:14:amd64"
-    package = area / "All/qmail-syncdir-1.03_1.pkg"
+    package = area / "All/qmail-syncdir-1.03_1.freebsd14.amd64.pkg"
     assert (area / "meta.conf").read_text().startswith("version = 2;\npacking_format = \"tzst\";")
     public = repo / "qmail-pkg-freebsd.pub"
     for archive, member in (("packagesite.pkg", "packagesite.yaml"), ("data.pkg", "data")):
@@ -263,7 +263,7 @@ def test_freebsd_catalogue_lists_the_package_signed(built_pkg, gnupg, tmp_path):
             (entry,) = [json.loads(line) for line in contents[member].decode().splitlines()]
         else:
             (entry,) = json.loads(contents[member])["packages"]
-        assert (entry["name"], entry["version"], entry["path"]) == ("qmail-syncdir", "1.03_1", "All/qmail-syncdir-1.03_1.pkg")
+        assert (entry["name"], entry["version"], entry["path"]) == ("qmail-syncdir", "1.03_1", "All/qmail-syncdir-1.03_1.freebsd14.amd64.pkg")
         assert entry["sum"] == file_sum(package.read_bytes()) and entry["pkgsize"] == package.stat().st_size
         # tampered: the signature does not cover it (the last digit changed, whatever it was)
         other = digest[:-1] + (b"1" if digest.endswith(b"0") else b"0")

@@ -158,7 +158,14 @@ class PkgPackager:
         return CheckResult(name, not problems, evidence)
 
     def file_name(self, spec: PackageSpec) -> str:
-        return f"{spec.meta.name}-{self.version(spec)}.pkg"
+        # pkg's own NAME-VERSION.pkg names every release and architecture
+        # alike (its repositories keep one folder per ABI): the release and
+        # architecture follow, as rpm's names carry dist and arch, so that
+        # one dist/ or one records/ folder holds them all. pkg reads the
+        # manifest, never the file name.
+        major = spec.release.split(".")[0]
+        arch = platform_for(self.family).arch(spec.architecture)
+        return f"{spec.meta.name}-{self.version(spec)}.freebsd{major}.{arch}.pkg"
 
     def abi(self, spec: PackageSpec) -> tuple[str, str]:
         major = spec.release.split(".")[0]

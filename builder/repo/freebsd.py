@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import platform
+import re
 import shutil
 import subprocess
 import tarfile
@@ -83,11 +84,22 @@ def _archive(member: str, data: bytes, signature: bytes | None) -> bytes:
 CONF = "qmail-pkg-freebsd.conf"
 
 
+PACKAGE_FILE_TAIL = re.compile(r"\.freebsd[0-9]+\.[a-z0-9_]+$")
+
+
 def conf_text(settings: Settings) -> str:
     """The pkg(8) repository configuration (for /usr/local/etc/pkg/repos/)."""
     return (f"# qmail-syncdir: /usr/local/etc/pkg/repos/qmail-pkg.conf\n"
             f'qmail-pkg: {{\n  url: "{settings.base_url}/freebsd/${{ABI}}",\n  signature_type: "pubkey",\n'
             f'  pubkey: "/usr/local/etc/ssl/{PUBLIC_KEY}",\n  enabled: yes\n}}\n')
+
+
+def name_and_version(file: str) -> tuple[str, str]:
+    """NAME and VERSION of a package file as the packager names it
+    (NAME-VERSION.freebsdN.ARCH.pkg), or as pkg does (NAME-VERSION.pkg)."""
+    stem = PACKAGE_FILE_TAIL.sub("", file.removesuffix(".pkg"))
+    name, _, version = stem.rpartition("-")
+    return name, version
 
 
 class PkgRepository:
@@ -102,7 +114,7 @@ class PkgRepository:
         for key in files:
             parts = key.split("/")
             if parts[0] == "freebsd":
-                name, _, version = parts[3].removesuffix(".pkg").rpartition("-")
+                name, version = name_and_version(parts[3])
                 found.append(Listed(parts[1], parts[1].rsplit(":", 1)[-1], name, version, parts[3], split_key(key)))
         return found
 
@@ -141,7 +153,7 @@ class PkgRepository:
         for abi in sorted(areas):
             if prune:
                 members = [k for k in self.state.files if k.startswith(f"freebsd/{abi}/All/")]
-                _, dropped = newest(members, prune, lambda key: key.rsplit("-", 1)[-1])
+                _, dropped = newest(members, prune, lambda key: name_and_version(key.rsplit("/", 1)[-1])[1])
                 for where in dropped:
                     *folders, name = split_key(where)
                     with self.tree.sub(*folders) as folder:
