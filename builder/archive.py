@@ -27,13 +27,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .environ import EXTRACT_MAX_BYTES, EXTRACT_MAX_MEMBERS
+from .environ import EXTRACT_DEFAULT_BYTES, EXTRACT_DEFAULT_MEMBERS, EXTRACT_MAX_BYTES, EXTRACT_MAX_MEMBERS
 from .errors import SourceError, kind_name, printable
 
 MAX_BYTES_ENV = EXTRACT_MAX_BYTES.name
 MAX_MEMBERS_ENV = EXTRACT_MAX_MEMBERS.name
-DEFAULT_MAX_BYTES = EXTRACT_MAX_BYTES.default  # real qmail + syncdir extract to about 1.2 MB
-DEFAULT_MAX_MEMBERS = EXTRACT_MAX_MEMBERS.default  # qmail-1.03 has 433 entries
+DEFAULT_MAX_BYTES = EXTRACT_DEFAULT_BYTES
+DEFAULT_MAX_MEMBERS = EXTRACT_DEFAULT_MEMBERS
 MAX_NAME = 1024  # bytes in one member path
 _CHUNK = 1 << 16
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -52,7 +52,7 @@ class Limits:
 
     @classmethod
     def from_environment(cls) -> "Limits":
-        return cls(EXTRACT_MAX_BYTES.read(), EXTRACT_MAX_MEMBERS.read())
+        return cls(EXTRACT_MAX_BYTES.value(), EXTRACT_MAX_MEMBERS.value())
 
 
 def has_control_characters(text: str) -> bool:

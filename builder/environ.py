@@ -39,6 +39,13 @@ class IntegerSetting:
     default: int | None  # None: unset means "not given" (the caller decides)
     meaning: str  # for the README and --help: what the number is
 
+    def value(self, environ: Mapping[str, str] | None = None) -> int:
+        """read() of a setting that has a default: always a number."""
+        found = self.read(environ)
+        if found is None:
+            raise SettingError(f"{self.name} must be set: {self.meaning}")
+        return found
+
     def read(self, environ: Mapping[str, str] | None = None) -> int | None:
         """The value, the default when unset, or a SettingError."""
         environ = os.environ if environ is None else environ
@@ -56,9 +63,11 @@ class IntegerSetting:
 
 # Builds never get near these bounds; they only keep a typo from meaning
 # "no limit" or from overflowing what a format can hold.
-EXTRACT_MAX_BYTES = IntegerSetting("QMAIL_PKG_EXTRACT_MAX_BYTES", 1, 1 << 40, 512 * 1024 * 1024,
+EXTRACT_DEFAULT_BYTES = 512 * 1024 * 1024  # real qmail + syncdir extract to about 1.2 MB
+EXTRACT_DEFAULT_MEMBERS = 50_000  # qmail-1.03 has 433 entries
+EXTRACT_MAX_BYTES = IntegerSetting("QMAIL_PKG_EXTRACT_MAX_BYTES", 1, 1 << 40, EXTRACT_DEFAULT_BYTES,
                                    "bytes one extraction or harvest may write")
-EXTRACT_MAX_MEMBERS = IntegerSetting("QMAIL_PKG_EXTRACT_MAX_MEMBERS", 1, 10_000_000, 50_000,
+EXTRACT_MAX_MEMBERS = IntegerSetting("QMAIL_PKG_EXTRACT_MAX_MEMBERS", 1, 10_000_000, EXTRACT_DEFAULT_MEMBERS,
                                      "members one extraction or harvest may hold")
 # reproducible-builds.org: a non-negative decimal integer. rpm keeps build and
 # file times as unsigned 32-bit numbers (nfpm writes them so), the narrowest
@@ -117,7 +126,7 @@ def cache_folder(name: str, override: str, environ: Mapping[str, str] | None = N
         return chosen
     xdg = environ.get("XDG_CACHE_HOME", "")
     if xdg and os.path.isabs(xdg):
-        base, origin = folder_setting("XDG_CACHE_HOME", environ), "XDG_CACHE_HOME"
+        base, origin = folder_path(xdg, f"XDG_CACHE_HOME={quoted(xdg, PATH_SHOWN)}"), "XDG_CACHE_HOME"
     else:
         base, origin = Path.home() / ".cache", "the home folder"
     folder = base / "qmail-pkg" / name

@@ -166,7 +166,7 @@ class Folder:
 
     def entries(self, limit: int = 100_000) -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of everything here, sorted; bounded in number."""
-        found = []
+        found: list[tuple[str, os.stat_result]] = []
         for name in sorted(os.listdir(self.fd)):
             if len(found) >= limit:
                 raise FsError(f"{self.where}: more than {limit} entries")

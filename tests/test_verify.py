@@ -146,6 +146,9 @@ def test_svc_order_needs_old_binary_at_down_and_new_at_up():
     empty_queue = ["1.0 inode=10 queued=0 svc -d /service/qmail-send", "2.0 inode=11 queued=0 svc -u /service/qmail-send"]
     assert "did not interrupt" in svc_order(empty_queue, sup)[1]
     assert not svc_order(good[1:], sup)[0]
+    # the wrapper's lines are the sandbox's output: a line without its fields is a failed check, not a crash
+    bare = ["1.0 svc -d /service/qmail-send", "2.0 svc -u /service/qmail-send"]
+    assert "lack inode= or queued=" in svc_order(bare, sup)[1]
 
 
 def test_systemd_order_reads_systemctl_calls_not_queries():

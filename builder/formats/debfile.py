@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
+from collections.abc import Iterator
 import tarfile
 import zlib
 from pathlib import Path, PurePosixPath
@@ -108,7 +109,7 @@ def _decompressed(name: str, payload: bytes, where: str) -> io.BufferedReader:
     return io.BufferedReader(_Bounded(chunks(), where), _CHUNK)
 
 
-def _entries(name: str, payload: bytes, where: str):
+def _entries(name: str, payload: bytes, where: str) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
     """(TarInfo, content or None) of each member, streamed."""
     try:
         with tarfile.open(fileobj=_decompressed(name, payload, where), mode="r|") as tar:
@@ -201,11 +202,11 @@ def _members(data: bytes, where: str) -> tuple[tuple[str, bytes], tuple[str, byt
     return control_members[0], data_members[0]
 
 
-def _control(member: tuple[str, bytes], where: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
+def _control(archive: tuple[str, bytes], where: str) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """The control paragraph's fields in order, and the other control members by sha256."""
     scripts: dict[str, str] = {}
     control_text = None
-    for member, content in _entries(*member, where):
+    for member, content in _entries(*archive, where):
         name = _relative(member.name)
         if member.isdir() and name == "":
             continue

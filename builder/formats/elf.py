@@ -15,6 +15,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
+from elftools.elf.segments import InterpSegment
 
 MAGIC = b"\x7fELF"
 
@@ -40,14 +41,16 @@ def read_program(path: str, data: bytes) -> Program | str:
         elf = ELFFile(io.BytesIO(data))
         interpreter = ""
         for segment in elf.iter_segments():
-            if segment["p_type"] == "PT_INTERP":
+            if isinstance(segment, InterpSegment):
                 interpreter = segment.get_interp_name()
         needed: list[str] = []
         versions: list[str] = []
         defined: set[str] = set()
         for section in elf.iter_sections():
             if isinstance(section, DynamicSection):
-                needed += [tag.needed for tag in section.iter_tags() if tag.entry.d_tag == "DT_NEEDED"]
+                # pyelftools sets `needed` on DT_NEEDED tags only, so its types do not know it
+                needed += [tag.needed for tag in section.iter_tags()  # type: ignore[attr-defined]
+                           if tag.entry.d_tag == "DT_NEEDED"]
             elif isinstance(section, GNUVerNeedSection):
                 for _, auxiliaries in section.iter_versions():
                     versions += [aux.name for aux in auxiliaries]

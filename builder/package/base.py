@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Protocol
 
 from ..formats.facts import ContentEntry, PackageFacts
 from ..recipe.model import PackageMeta
+from ..repo.base import RepositoryWriter
 from ..staged import Entry, StagedTree
 
 
@@ -72,7 +73,7 @@ class Packager(Protocol):
     options_schema: ClassVar[dict[str, Any]]  # JSON schema of that mapping
     allowed_fields: ClassVar[frozenset[str]]  # metadata fields it writes (read back as PackageFacts.fields)
     allowed_scripts: ClassVar[tuple[str, ...]]  # scripts it writes, by the names read() gives them
-    repository: ClassVar[type]  # its repository writer (builder/repo/base.py RepositoryWriter)
+    repository: ClassVar[type[RepositoryWriter]]  # its repository writer
 
     def version_of(self, upstream: str, revision: int, suffix: str) -> str:
         """The full version as this format spells it."""

@@ -8,7 +8,7 @@ import gzip
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import shutil
 import subprocess
@@ -17,6 +17,7 @@ from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
 from ..record import ManifestEntry
 from ..repo.apt import AptRepository
+from ..repo.base import RepositoryWriter
 from .base import Artifact, PackageSpec
 from ..formats.debfile import deb_files, read_deb
 from .nfpm import base_config, merge_relations, rfc3339, run_nfpm
@@ -53,16 +54,16 @@ def changelog(spec: PackageSpec, version: str) -> bytes:
 
 
 class DebPackager:
-    format = "deb"
-    family = "debian"
-    script_set = "deb"
-    script_names = ("preinst", "postinst", "prerm", "postrm", "config", "templates")
+    format: ClassVar[str] = "deb"
+    family: ClassVar[str] = "debian"
+    script_set: ClassVar[str] = "deb"
+    script_names: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm", "config", "templates")
     # control members besides control and md5sums: the scripts and what nfpm adds
-    allowed_scripts = ("preinst", "postinst", "prerm", "postrm", "config", "templates", "conffiles")
-    allowed_fields = frozenset({"Maintainer", "Installed-Size", "Section", "Priority", "Homepage", "Description"})
-    repository = AptRepository
-    options_key = "debian"
-    options_schema: dict[str, Any] = {
+    allowed_scripts: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm", "config", "templates", "conffiles")
+    allowed_fields: ClassVar[frozenset[str]] = frozenset({"Maintainer", "Installed-Size", "Section", "Priority", "Homepage", "Description"})
+    repository: ClassVar[type[RepositoryWriter]] = AptRepository
+    options_key: ClassVar[str] = "debian"
+    options_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,7 +76,7 @@ def contents(spec: PackageSpec) -> list[dict]:
 
 
 def base_config(spec: PackageSpec, scripts_dir: Path, *, version: str, release: str, arch: str,
-                relations: dict[str, list[str] | tuple[str, ...]]) -> dict:
+                relations: Mapping[str, Sequence[str]]) -> dict:
     meta = spec.meta
     scripts = {}
     for name, text in spec.scripts:

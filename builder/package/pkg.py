@@ -18,7 +18,7 @@ import json
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import zstandard
 
@@ -26,6 +26,7 @@ from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
 from ..record import ManifestEntry
+from ..repo.base import RepositoryWriter
 from ..repo.freebsd import PkgRepository
 from .base import Artifact, PackageSpec, own_entries
 from ..formats.pkgfile import PkgError, file_sum, perm, read_pkg, read_pkg_facts, symlink_sum, urlencode
@@ -56,17 +57,17 @@ class FreeBSDOptions:
 
 
 class PkgPackager:
-    format = "pkg"
-    family = "freebsd"
-    script_set = "pkg"
-    script_names = SCRIPT_KEYS
-    allowed_scripts = SCRIPT_KEYS
+    format: ClassVar[str] = "pkg"
+    family: ClassVar[str] = "freebsd"
+    script_set: ClassVar[str] = "pkg"
+    script_names: ClassVar[tuple[str, ...]] = SCRIPT_KEYS
+    allowed_scripts: ClassVar[tuple[str, ...]] = SCRIPT_KEYS
     # the manifest keys build() writes besides name, version, abi, files, directories and scripts
-    allowed_fields = frozenset({"origin", "comment", "maintainer", "www", "arch", "prefix", "flatsize",
+    allowed_fields: ClassVar[frozenset[str]] = frozenset({"origin", "comment", "maintainer", "www", "arch", "prefix", "flatsize",
                                 "licenselogic", "licenses", "desc", "categories", "users", "groups", "config"})
-    repository = PkgRepository
-    options_key = "freebsd"
-    options_schema: dict[str, Any] = {
+    repository: ClassVar[type[RepositoryWriter]] = PkgRepository
+    options_key: ClassVar[str] = "freebsd"
+    options_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {

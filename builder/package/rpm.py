@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import shutil
 import subprocess
@@ -19,6 +19,7 @@ from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
 from ..record import ManifestEntry
+from ..repo.base import RepositoryWriter
 from ..repo.rpm import RpmRepository
 from .base import Artifact, PackageSpec, own_entries
 from .nfpm import base_config, merge_relations, run_nfpm
@@ -46,16 +47,16 @@ class RpmOptions:
 
 
 class RpmPackager:
-    format = "rpm"
-    family = "rhel"
-    script_set = "rpm"
-    script_names = ("preinst", "postinst", "prerm", "postrm")
-    allowed_scripts = ("prein", "postin", "preun", "postun")
+    format: ClassVar[str] = "rpm"
+    family: ClassVar[str] = "rhel"
+    script_set: ClassVar[str] = "rpm"
+    script_names: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm")
+    allowed_scripts: ClassVar[tuple[str, ...]] = ("prein", "postin", "preun", "postun")
     # what nfpm writes; triggers, file triggers and relocation prefixes never
-    allowed_fields = frozenset(FIELD_TAGS) - {"Prefixes", "Triggername", "Filetriggername", "Transfiletriggername"}
-    repository = RpmRepository
-    options_key = "rpm"
-    options_schema: dict[str, Any] = {
+    allowed_fields: ClassVar[frozenset[str]] = frozenset(FIELD_TAGS) - {"Prefixes", "Triggername", "Filetriggername", "Transfiletriggername"}
+    repository: ClassVar[type[RepositoryWriter]] = RpmRepository
+    options_key: ClassVar[str] = "rpm"
+    options_schema: ClassVar[dict[str, Any]] = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
@@ -70,7 +71,8 @@ class RpmPackager:
     }
 
     def options(self, raw: dict[str, Any]) -> RpmOptions:
-        return RpmOptions(**{key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()})
+        values: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value for key, value in raw.items()}
+        return RpmOptions(**values)
 
     def release(self, spec: PackageSpec) -> str:
         return f"{spec.revision}{spec.version_suffix}"

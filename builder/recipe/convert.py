@@ -75,7 +75,7 @@ def _target(raw: dict[str, Any], data: dict[str, Any], patches: tuple[Patch, ...
         ldflags=_strings(build.get("ldflags")) + _strings(raw.get("ldflags")),
         steps=tuple(steps),
         patches=tuple(patch for patch in patches if not patch.targets or name in patch.targets),
-        accounts=_accounts(raw.get("accounts", data.get("accounts"))),
+        accounts=_accounts(raw["accounts"] if "accounts" in raw else data["accounts"]),
         suite=raw.get("suite", ""),
         architecture=architectures[0],
         architectures=architectures,

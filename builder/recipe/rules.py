@@ -27,6 +27,11 @@ SHARED_FOLDERS = frozenset({
 })
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """The value when it is a mapping, else an empty one (the schema reports it)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _mappings(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for the items of a list that are mappings."""
     if isinstance(value, list):
@@ -166,8 +171,8 @@ def _below(path: str, folder: str) -> bool:
 def _check_paths(data: dict[str, Any], report: Report) -> None:
     """Where the package puts things: a folder of its own, state and
     configuration inside it (purge and conffile rules depend on it)."""
-    layout = data.get("layout") if isinstance(data.get("layout"), dict) else {}
-    services = data.get("services") if isinstance(data.get("services"), dict) else {}
+    layout = _mapping(data.get("layout"))
+    services = _mapping(data.get("services"))
     prefix = layout.get("prefix", Layout.prefix)
     if not isinstance(prefix, str) or not ecma_regex(schema()["$defs"]["absPath"]["pattern"]).search(prefix):
         prefix = None  # already reported by the schema
@@ -207,7 +212,7 @@ def _step_lists(data: dict[str, Any]) -> Iterator[tuple[FieldPath, list]]:
 
 def _check_step_options(data: dict[str, Any], report: Report) -> None:
     """`if:` and `unless:` name an option the recipe declares."""
-    declared = data.get("options") if isinstance(data.get("options"), dict) else {}
+    declared = _mapping(data.get("options"))
     for base, steps in _step_lists(data):
         for number, step in _mappings(steps):
             for key in ("if", "unless"):
@@ -225,18 +230,18 @@ def _check_step_phases(data: dict[str, Any], report: Report) -> None:
     or its own steps, steps_after), the phases come in order: every change to
     the sources before anything is compiled, so that a source package can
     carry those changes as patches and its build run the rest."""
-    build = data.get("build") if isinstance(data.get("build"), dict) else {}
+    build = _mapping(data.get("build"))
     for index, target in _mappings(data.get("targets")):
         items: list[tuple[FieldPath, Any]] = []
         for key in ("steps_before", "steps", "steps_after"):  # the order a build runs them in
             own = target.get(key)
+            base: FieldPath = ("targets", index, key)
             if key == "steps" and own is None:
                 base, own = ("build", "steps"), build.get("steps")
-            else:
-                base = ("targets", index, key)
             if isinstance(own, list):
                 items += [(base + (number,), item) for number, item in enumerate(own)]
-        reached, where = 0, None
+        reached = 0
+        where: FieldPath = ()
         for path, item in items:
             phase = item.get("phase", "build") if isinstance(item, dict) else "build"
             if phase not in PHASES:

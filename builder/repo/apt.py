@@ -19,6 +19,7 @@ import lzma
 import tempfile
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from ..formats.debfile import read_deb_control
 from ..safefs import Folder
@@ -66,10 +67,10 @@ def sources_text(base_url: str, suite: str) -> str:
 
 
 class AptRepository:
-    label = "Debian and derivatives (apt)"
-    area = "Suite"
-    keys = (KEYRING, KEYRING_ARMORED)
-    signature = "openpgp"
+    label: ClassVar[str] = "Debian and derivatives (apt)"
+    area: ClassVar[str] = "Suite"
+    keys: ClassVar[tuple[str, ...]] = (KEYRING, KEYRING_ARMORED)
+    signature: ClassVar[str] = "openpgp"
 
     @staticmethod
     def listing(files: dict[str, str]) -> list[Listed]:

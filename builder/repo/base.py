@@ -13,7 +13,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..errors import QmailPkgError, printable
 from ..evidence import Evidence
@@ -103,10 +103,10 @@ class Instructions:
 class RepositoryWriter(Protocol):
     """One format's part of the tree, and what the front page says of it."""
 
-    label: str  # the systems that install from it, and their tool
-    area: str  # what its areas are called (Suite, Target, ABI)
-    keys: tuple[str, ...]  # the public key files it writes at the top of the tree
-    signature: str  # openpgp | rsa
+    label: ClassVar[str]  # the systems that install from it, and their tool
+    area: ClassVar[str]  # what its areas are called (Suite, Target, ABI)
+    keys: ClassVar[tuple[str, ...]]  # the public key files it writes at the top of the tree
+    signature: ClassVar[str]  # openpgp | rsa
 
     def __init__(self, tree: Folder, root: Path, state: "State", signer, settings: Settings): ...
 

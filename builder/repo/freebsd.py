@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tarfile
 from pathlib import Path
+from typing import ClassVar
 
 import zstandard
 
@@ -103,10 +104,10 @@ def name_and_version(file: str) -> tuple[str, str]:
 
 
 class PkgRepository:
-    label = "FreeBSD (pkg)"
-    area = "ABI"
-    keys = (PUBLIC_KEY,)
-    signature = "rsa"  # pkg(8) pubkey: known by the sha256 of the key file, as pkg's fingerprints are
+    label: ClassVar[str] = "FreeBSD (pkg)"
+    area: ClassVar[str] = "ABI"
+    keys: ClassVar[tuple[str, ...]] = (PUBLIC_KEY,)
+    signature: ClassVar[str] = "rsa"  # pkg(8) pubkey: known by the sha256 of the key file, as pkg's fingerprints are
 
     @staticmethod
     def listing(files: dict[str, str]) -> list[Listed]:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import printable
 from ..safefs import Folder
@@ -54,10 +55,10 @@ def repo_text(area: str, settings: Settings) -> str:
 
 
 class RpmRepository:
-    label = "RHEL, AlmaLinux, Rocky and Fedora-like systems (dnf)"
-    area = "Target"
-    keys = (KEY_ARMORED,)
-    signature = "openpgp"
+    label: ClassVar[str] = "RHEL, AlmaLinux, Rocky and Fedora-like systems (dnf)"
+    area: ClassVar[str] = "Target"
+    keys: ClassVar[tuple[str, ...]] = (KEY_ARMORED,)
+    signature: ClassVar[str] = "openpgp"
 
     @staticmethod
     def listing(files: dict[str, str]) -> list[Listed]:

@@ -212,6 +212,7 @@ class JailSandbox:
         self._require()
         process = self._popen(self.host_command(self.exec_command(argv, env, workdir, user)), stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        assert process.stdin is not None and process.stdout is not None  # both asked for above
         if stdin is not None:
             process.stdin.write(stdin)
         process.stdin.close()
@@ -247,9 +248,11 @@ class JailSandbox:
         parent, _, name = path.rstrip("/").rpartition("/")
         argv = self.host_command(self.exec_command(["tar", "-cf", "-", "-C", parent or "/", name], None, "/", "root"))
         process = self._popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert process.stdout is not None  # asked for above
+        stdout = process.stdout
         limits = Limits.from_environment()
         bound = limits.max_bytes + limits.max_members * 1536 + (1 << 20)
-        chunks = iter(lambda: process.stdout.read(_CHUNK), b"")
+        chunks = iter(lambda: stdout.read(_CHUNK), b"")
         reader = io.BufferedReader(StreamReader(chunks, bound, f"tar stream of {path}"), _CHUNK)
         try:
             yield reader  # a failed tar shows as a cut stream, which the reader refuses

@@ -97,7 +97,8 @@ def _served(tree: Folder, listed: Listed) -> tuple[int, str]:
 
 def package_view(tree: Folder, fmt: str, family: str, listed: Listed, names: list[str]) -> PackageView:
     size, sha256 = _served(tree, listed)
-    record, problem, evidence, provenance = None, "", (), False
+    record, problem, provenance = None, "", False
+    evidence: tuple[Evidence, ...] = ()
     if names:
         with tree.sub(RECORDS, fmt) as folder:
             record, problem = _record(folder, listed, names)

@@ -35,8 +35,8 @@ def check_programs(files: Iterable[tuple[str, bytes]], rules: BinaryRules, prefi
     unreadable: list[str] = []
     for path, data in files:
         if is_elf(data):
-            program = read_program(path, data)
-            (unreadable.append(program) if isinstance(program, str) else programs.append(program))
+            read = read_program(path, data)
+            (unreadable.append(read) if isinstance(read, str) else programs.append(read))
     if not programs:
         return [CheckResult("programs", False, unreadable[0] if unreadable else "the package carries no program")]
     results = []

@@ -100,6 +100,11 @@ def fsync_follows_queue_changes(trace: str, queue: str) -> tuple[bool, str]:
     return True, f"{changes} queue link/unlink/rename calls, each followed by fsync of the changed directory"
 
 
+def _fields(line: str) -> dict[str, str]:
+    """The key=value words of a line the recording wrapper wrote."""
+    return dict(word.split("=", 1) for word in line.split() if "=" in word)
+
+
 def svc_order(log: list[str], sup: Supervision) -> tuple[bool, str]:
     """The scripts stopped qmail-send while the old binary was in place and
     started it again only once the new one was."""
@@ -109,14 +114,15 @@ def svc_order(log: list[str], sup: Supervision) -> tuple[bool, str]:
         return False, f"the scripts never stopped qmail-send ({sup.control_command})"
     if not ups:
         return False, f"the scripts never started qmail-send again ({sup.control_command})"
-    inode_down = re.search(r"inode=(\S+)", downs[0]).group(1)
-    inode_up = re.search(r"inode=(\S+)", ups[-1]).group(1)
-    queued = re.search(r"queued=(\d+)", downs[0]).group(1)
+    down, up = _fields(downs[0]), _fields(ups[-1])
+    if "inode" not in down or "inode" not in up or "queued" not in down:
+        return False, f"the recording wrapper's lines lack inode= or queued=: {downs[0][:120]!r}, {ups[-1][:120]!r}"
+    inode_down, inode_up, queued = down["inode"], up["inode"], down["queued"]
     if log.index(downs[0]) > log.index(ups[-1]):
         return False, "the start came before the stop"
     if inode_down == inode_up:
         return False, f"qmail-send was not stopped before dpkg replaced it (same inode {inode_down} at svc -d and svc -u)"
-    if int(queued) == 0:
+    if not queued.isdigit() or int(queued) == 0:
         return False, "the queue was already empty at svc -d: the upgrade did not interrupt a working qmail-send"
     return True, (f"{sup.control_command} stopped the old qmail-send (inode {inode_down}, {queued} queue files), "
                   f"started the new (inode {inode_up})")

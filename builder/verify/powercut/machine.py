@@ -124,7 +124,7 @@ class Console:
         assert self.process.stdout is not None
         try:
             while True:
-                chunk = self.process.stdout.read1(65536)
+                chunk = os.read(self.process.stdout.fileno(), 65536)  # what is there, as it comes
                 if not chunk:
                     break
                 total += len(chunk)
