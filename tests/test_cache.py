@@ -16,8 +16,6 @@ from builder.sandbox.docker import client
 
 from .conftest import RECIPE, TARGET, with_patches
 
-pytestmark = pytest.mark.docker
-
 
 def _options(tmp_path, sources, cache, **extra):
     return BuildOptions(out_dir=tmp_path / "dist", sources_dir=tmp_path / "no-cache", overrides=tuple(sources.items()),

@@ -25,8 +25,6 @@ from builder.verify.checks import put_artifact
 from .conftest import RECIPE, TARGET
 from .test_verify import deb_of
 
-pytestmark = pytest.mark.docker
-
 # The accounts as INSTALL.ids creates them: names only, ids picked by useradd.
 HAND_ACCOUNTS = """
 groupadd nofiles && groupadd qmail
