@@ -7,8 +7,6 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from builder.evidence import Evidence
 from builder.pipeline import BuildOptions, build_target
 from builder.recipe.loader import load_recipe

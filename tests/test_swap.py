@@ -7,8 +7,6 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
 from builder.verify.checks import put_artifact

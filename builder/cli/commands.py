@@ -30,7 +30,7 @@ from ..sandbox.docker import remove_leftovers
 from ..sandbox.images import ROLES
 from ..selftest import run_selftest
 from ..sources import default_cache_dir as default_sources_dir
-from ..sources import digest_file
+from ..sources import digest_file, fetch_all
 from ..verify import run_verify
 from ..verify.hosts import HOSTS, host_named
 from ..verify.lint import lint_artifact
@@ -172,6 +172,9 @@ def build(args) -> int:
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
     options = _build_options(args, targets)
     evidence_folder = _evidence_folder(args)
+    # once, not once per target: offline, a missing tarball is one error
+    fetch_all(recipe.sources, options.sources_dir, [target.label for target in targets],
+              overridden={name for name, _ in options.overrides})
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
     matrix = Matrix(recipe, targets, options, jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
