@@ -13,11 +13,13 @@ from pathlib import Path
 from .. import emulation
 from ..cache import default_cache_dir as default_build_cache_dir
 from ..ci import default_destination, render_pipeline, write_pipeline
+from ..commands import run_shown
 from ..engines import check_engines, load_settings
 from ..environ import PATH_SHOWN, check_integer_settings, folder_path
 from ..environment import prepare_environment
 from ..errors import QmailPkgError, printable, quoted
 from ..evidence import Evidence
+from ..fixtures import miniature_recipe
 from ..matrix import Matrix
 from ..package import PACKAGERS
 from ..pipeline import BuildOptions
@@ -29,6 +31,7 @@ from ..repo.publish import publish
 from ..sandbox.docker import remove_leftovers
 from ..sandbox.images import ROLES
 from ..selftest import run_selftest
+from ..shipped import example_recipe, host_setup_script
 from ..sources import default_cache_dir as default_sources_dir
 from ..sources import digest_file, fetch_all
 from ..verify import run_verify
@@ -358,4 +361,23 @@ def ci(args) -> int:
     destination = args.out if args.out else str(default_destination(args.provider))
     write_pipeline(destination, text)
     print(printable(f"wrote {destination}"))
+    return 0
+
+
+def miniature(args) -> int:
+    """The example recipe pinned to the miniature sources, and those sources:
+    the whole chain (build, verify, publish, a pipeline) without the real
+    tarballs, offline or in CI."""
+    folder = folder_path(args.folder, f"folder {quoted(args.folder, PATH_SHOWN)}")
+    recipe_path, sources = miniature_recipe(Path(args.recipe) if args.recipe else example_recipe(), folder)
+    print(f"recipe   {recipe_path}\nsources  {sources}")
+    print(printable(f"try: qmail-pkg build {recipe_path} --target debian-12 --sources {sources}"))
+    return 0
+
+
+def setup_host(args) -> int:
+    if os.geteuid() != 0:
+        raise QmailPkgError("setup-host installs packages, registers qemu and may start dockerd: run it as root "
+                            "(sudo qmail-pkg setup-host)")
+    run_shown(["sh", host_setup_script()], what="setting up this host", error=QmailPkgError)
     return 0
