@@ -181,6 +181,28 @@ def built_pkg(built_for):
     return built_for("freebsd-14")
 
 
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout, built from a copy of its tracked files (the
+    build writes nothing into the checkout)."""
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path_factory.mktemp("source") / "qmail-pkg"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    out = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(copy)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (found,) = out.glob("qmail_pkg-*.whl")
+    return found
+
+
 def our_containers() -> set[str]:
     """Ids of the containers this tool labelled: tests compare the set before
     and after, so that another run on the same engine does not count."""
