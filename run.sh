@@ -53,6 +53,15 @@ setup() {
     python_env
 }
 
+# What only the tests use on the host: rsync for gitlab-ci-local's shell
+# isolation (gitlab-ci-local itself the tests install with npm).
+test_tools() {
+    command -v rsync >/dev/null 2>&1 && return 0
+    say "installing rsync for the tests"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync >/dev/null
+}
+
 case "${1:-}" in
 setup)
     setup
@@ -66,6 +75,7 @@ build)
     ;;
 test)
     setup
+    test_tools
     shift
     "$VENV/bin/python" -m pytest -ra "$@"
     ;;

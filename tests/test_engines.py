@@ -175,7 +175,8 @@ def _shell_blocks(provider: str, document: dict) -> list[str]:
         blocks = [step["run"] for job in document["jobs"].values() for step in job["steps"] if "run" in step]
         # expressions are filled in by the runner before the shell sees them
         return [re.sub(r"\$\{\{[^}]*\}\}", "debian-12", block) for block in blocks]
-    return ["\n".join(job["script"]) for job in document.values() if isinstance(job, dict) and "script" in job]
+    return ["\n".join(job.get("before_script", []) + job.get("script", [])) for job in document.values()
+            if isinstance(job, dict) and ("script" in job or "before_script" in job)]
 
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])

@@ -11,7 +11,6 @@ import sys
 import time
 import tomllib
 import zipfile
-from pathlib import Path
 
 from .conftest import ROOT
 
