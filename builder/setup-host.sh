@@ -8,8 +8,10 @@
 set -eu
 EMULATED="aarch64" # qemu's names of the architectures recipes build for besides the host's
 HOST_PACKAGES="mmdebstrap shellcheck lintian piuparts adequate binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils qemu-user-static binfmt-support"
-DOCKER_SOCKET=/var/run/docker.sock
-DOCKERD_LOG=/var/log/qmail-pkg-dockerd.log
+# the host's places (tests/test_setup_host.py points them into a folder of its own)
+DOCKER_SOCKET=${QMAIL_PKG_DOCKER_SOCKET:-/var/run/docker.sock}
+DOCKERD_LOG=${QMAIL_PKG_DOCKERD_LOG:-/var/log/qmail-pkg-dockerd.log}
+BINFMT=${QMAIL_PKG_BINFMT:-/proc/sys/fs/binfmt_misc}
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -62,7 +64,7 @@ start_docker() {
 # them again with it. The kernel may offer no binfmt_misc: then say so and
 # go on (amd64 builds do not need it).
 enable_emulation() {
-    binfmt=/proc/sys/fs/binfmt_misc
+    binfmt=$BINFMT
     if [ ! -e "$binfmt/status" ] && ! mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null; then
         say "no binfmt_misc in this kernel: builds for other architectures are not possible here"
         return 0
