@@ -22,7 +22,13 @@ def test_the_package_list_names_every_package_and_the_shipped_folders():
     assert settings["package-dir"] == {"builder.containers": "containers", "builder.recipes": "recipes"}
 
 
-def test_the_wheel_carries_what_the_command_line_reads(wheel):
+def test_pipx_installs_a_tool_that_validates_and_builds_from_a_folder_of_recipes(engine, wheel, tmp_path, capsys):
+    """The wheel carries what the command line reads; pipx installs it into
+    a private home; then, in a folder holding only a copy of
+    recipes/ and the miniature sources (written by the installed tool), the
+    installed qmail-pkg validates the recipe and builds the debian-12 package
+    with its own image definitions, never this checkout's."""
+    started = time.monotonic()
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("builder/setup-host.sh", "builder/ci_templates/gitlab.yml.j2", "builder/recipe/schema.json",
                     "builder/recipes/qmail-syncdir.yaml", "builder/recipes/patches/syncdir-at-syscalls.patch",
@@ -31,14 +37,6 @@ def test_the_wheel_carries_what_the_command_line_reads(wheel):
     for folder in (ROOT / "containers").iterdir():
         for definition in folder.iterdir():
             assert f"builder/containers/{folder.name}/{definition.name}" in names
-
-
-def test_pipx_installs_a_tool_that_validates_and_builds_from_a_folder_of_recipes(engine, wheel, tmp_path, capsys):
-    """pipx into a private home; then, in a folder holding only a copy of
-    recipes/ and the miniature sources (written by the installed tool), the
-    installed qmail-pkg validates the recipe and builds the debian-12 package
-    with its own image definitions, never this checkout's."""
-    started = time.monotonic()
     pipx = {"PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin")}
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(pipx, QMAIL_PKG_CACHE=str(tmp_path / "build-cache"), XDG_CACHE_HOME=str(tmp_path / "cache"))
