@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -92,12 +93,18 @@ def test_the_hermetic_tier_passes_without_docker_nfpm_or_qemu(tmp_path, capsys):
     home.mkdir()
     env = {"PATH": f"{python.parent}:{_hermetic_path(tmp_path / 'bin')}", "HOME": str(home), "LANG": "C.UTF-8",
            "DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    # short: some tests bind unix sockets in their folders (at most 107 bytes)
+    basetemp = tempfile.mkdtemp(prefix="qmail-pkg-hermetic-")
     command = [str(python), "-m", "pytest", "-m", "not docker", "-q", "-p", "no:cacheprovider",
-               "--basetemp", str(tmp_path / "run")]
+               "--basetemp", basetemp]
     if os.geteuid() == 0 and shutil.which("setpriv"):
         command = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", *command]
     started = time.monotonic()
-    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3 * HERMETIC_LIMIT)
+    try:
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                                timeout=3 * HERMETIC_LIMIT)
+    finally:
+        shutil.rmtree(basetemp, ignore_errors=True)
     seconds = time.monotonic() - started
     summary = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "(no output)"
     with capsys.disabled():
