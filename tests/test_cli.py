@@ -121,3 +121,16 @@ def test_build_json_summary(engine, fixture_sources, tmp_path):
     assert artifact["size"] == path.stat().st_size
     assert artifact["sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
     assert entry["durations"] and Path(entry["record"]).exists() and Path(entry["log"]).exists()
+
+
+def test_miniature_writes_a_recipe_that_validates_and_its_sources(tmp_path):
+    result = qmail_pkg("miniature", str(tmp_path / "try"))
+    assert result.returncode == 0, result.stderr
+    recipe = tmp_path / "try" / "recipes" / "qmail-syncdir.yaml"
+    assert sorted(p.name for p in (tmp_path / "try" / "sources").iterdir()) == ["qmail-1.03.tar.gz", "syncdir-1.0.tar.gz"]
+    assert (tmp_path / "try" / "recipes" / "patches" / "syncdir-at-syscalls.patch").is_file()
+    assert f"--sources {tmp_path / 'try' / 'sources'}" in result.stdout
+    assert qmail_pkg("validate", str(recipe)).returncode == 0
+    (tmp_path / "file").write_text("")
+    refused = qmail_pkg("miniature", str(tmp_path / "file"))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "not a folder (a regular file)" in refused.stderr
