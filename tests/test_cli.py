@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builder.cli.commands import _builds
+from builder.recipe.loader import load_recipe
+
 from .conftest import RECIPE, ROOT, with_patches
 
 
@@ -77,9 +80,9 @@ def test_build_missing_sources_is_one_error_before_any_target_starts(tmp_path):
     assert "qmail-1.03.tar.gz (tried: http://127.0.0.1:9/qmail-1.03.tar.gz (" in line
     assert "syncdir-1.0.tar.gz (tried: http://127.0.0.1:9/syncdir-1.0.tar.gz (" in line
     assert f"copy them into {cache}/ " in line
-    assert line.endswith("nothing was built for debian-11/arm64, debian-12/arm64, debian-13/arm64, el-8/arm64, "
-                         "el-9/arm64, freebsd-13/arm64, freebsd-14/arm64, debian-11, debian-12, debian-13, el-8, el-9, "
-                         "freebsd-13, freebsd-14, test-rpm, test-pkg")
+    every = [build.label for build in _builds(load_recipe(recipe).targets, ["all"])]
+    assert len(every) > 10 and "debian-12/arm64" in every and "debian-12" in every
+    assert line.endswith(f"nothing was built for {', '.join(every)}")
     assert not list((tmp_path / "dist").glob("*/*"))
 
 
