@@ -137,3 +137,10 @@ def test_miniature_writes_a_recipe_that_validates_and_its_sources(tmp_path):
     (tmp_path / "file").write_text("")
     refused = qmail_pkg("miniature", str(tmp_path / "file"))
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "not a folder (a regular file)" in refused.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text(RECIPE.read_text().replace("  - name: syncdir\n", "  - name: fsync\n").replace("SRC_SYNCDIR", "SRC_FSYNC"))
+    with_patches(tmp_path)
+    refused = qmail_pkg("miniature", str(tmp_path / "m"), "--recipe", str(other))
+    assert refused.returncode == 1 and refused.stderr.count("\n") >= 1 and "Traceback" not in refused.stderr
+    missing = qmail_pkg("miniature", str(tmp_path / "m"), "--recipe", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and missing.stderr.startswith(f"{tmp_path / 'nope.yaml'}:1:1:")

@@ -43,6 +43,7 @@ from ..verify.powercut import FILESYSTEMS, PowerCutOptions, power_cut_inputs, ru
 from ..verify.powercut.images import cache_dir as machine_cache_dir
 
 DEFAULT_RECIPE = "recipes/qmail-syncdir.yaml"
+MINIATURE_SOURCES = ["qmail", "syncdir"]  # what builder/fixtures has small stand-ins for
 
 
 def _load(recipe_path: str):
@@ -369,6 +370,11 @@ def miniature(args) -> int:
     the whole chain (build, verify, publish, a pipeline) without the real
     tarballs, offline or in CI."""
     folder = folder_path(args.folder, f"folder {quoted(args.folder, PATH_SHOWN)}")
+    recipe = _load(args.recipe) if args.recipe else None  # a recipe given is checked first, in one line each
+    names = sorted(source.name for source in recipe.sources) if recipe else MINIATURE_SOURCES
+    if names != MINIATURE_SOURCES:
+        raise QmailPkgError(f"{args.recipe}: its sources are {', '.join(names)}; the miniature stands in for "
+                            f"{' and '.join(MINIATURE_SOURCES)} only")
     recipe_path, sources = miniature_recipe(Path(args.recipe) if args.recipe else example_recipe(), folder)
     print(f"recipe   {recipe_path}\nsources  {sources}")
     print(printable(f"try: qmail-pkg build {recipe_path} --target debian-12 --sources {sources}"))
