@@ -20,6 +20,7 @@ from builder.recipe.loader import load_recipe
 from builder.toolchains import NATIVE_ENV
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
+from builder.toolchains import NATIVE_ENV
 from builder.verify.checks import put_artifact
 
 from .conftest import RECIPE, TARGET
