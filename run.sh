@@ -12,8 +12,9 @@ VENV=${QMAIL_PKG_VENV:-.venv}
 # What only the tests use on the host (the tool's own needs are in
 # builder/setup-host.sh): for the front page's tests a browser, the Nu
 # validator's Java (vnu-jar itself comes from npm), tidy, ip for the browser's
-# network namespace.
-TEST_PACKAGES="chromium default-jre-headless tidy iproute2"
+# network namespace; rsync for gitlab-ci-local's shell isolation (gitlab-ci-local
+# itself the tests install with npm).
+TEST_PACKAGES="chromium default-jre-headless tidy iproute2 rsync"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
@@ -29,7 +30,7 @@ install_test_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
 }
 
-# npm installs the Nu validator (vnu-jar) for the front page's tests. A
+# npm installs the Nu validator (vnu-jar) and gitlab-ci-local for the tests. A
 # Node.js that brings its own npm is used as it is; without npm, Debian's.
 install_npm() {
     command -v npm >/dev/null 2>&1 && return 0
@@ -53,15 +54,6 @@ setup() {
     python_env
 }
 
-# What only the tests use on the host: rsync for gitlab-ci-local's shell
-# isolation (gitlab-ci-local itself the tests install with npm).
-test_tools() {
-    command -v rsync >/dev/null 2>&1 && return 0
-    say "installing rsync for the tests"
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q rsync >/dev/null
-}
-
 case "${1:-}" in
 setup)
     setup
@@ -75,7 +67,6 @@ build)
     ;;
 test)
     setup
-    test_tools
     shift
     "$VENV/bin/python" -m pytest -ra "$@"
     ;;

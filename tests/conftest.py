@@ -3,6 +3,9 @@ from them with the real recipe, in a real Docker engine (built once per run)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,10 +188,6 @@ def built_pkg(built_for):
 def wheel(tmp_path_factory) -> Path:
     """A wheel of this checkout, built from a copy of its tracked files (the
     build writes nothing into the checkout)."""
-    import shutil
-    import subprocess
-    import sys
-
     copy = tmp_path_factory.mktemp("source") / "qmail-pkg"
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, tracked.decode().split("\0")):
