@@ -2,54 +2,41 @@
 # One entry point for people and CI.
 #   ./run.sh build   set up this host, prove the chain offline (selftest), build every target
 #   ./run.sh test    set up this host, run the whole test suite
-#   ./run.sh setup   only set up: host packages, a Docker engine, the Python environment
+#   ./run.sh setup   only set up: host packages, a Docker engine, qemu-user (builder/setup-host.sh),
+#                    what the tests use, the Python environment
 # Needs: Debian (or a derivative) as root, Python >= 3.11, gcc. Reaches only the
 # host's configured apt mirror and pip index.
 set -eu
 cd "$(dirname "$0")"
 VENV=${QMAIL_PKG_VENV:-.venv}
-EMULATED="aarch64" # qemu's names of the architectures recipes build for besides the host's
-HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian piuparts adequate binutils daemontools rpm rpmlint createrepo-c apt-utils dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils qemu-user-static binfmt-support"
-# The front page's tests: a browser, the Nu validator's Java (vnu-jar itself comes from npm), tidy, ip for the
-# browser's network namespace
-HOST_PACKAGES="$HOST_PACKAGES chromium default-jre-headless tidy iproute2"
+# What only the tests use on the host (the tool's own needs are in
+# builder/setup-host.sh): for the front page's tests a browser, the Nu
+# validator's Java (vnu-jar itself comes from npm), tidy, ip for the browser's
+# network namespace; rsync for gitlab-ci-local's shell isolation (gitlab-ci-local
+# itself the tests install with npm).
+TEST_PACKAGES="chromium default-jre-headless tidy iproute2 rsync"
 
 say() { printf '==> %s\n' "$*" >&2; }
 
-install_host_packages() {
+install_test_packages() {
     missing=""
-    for pkg in $HOST_PACKAGES; do
+    for pkg in $TEST_PACKAGES; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $pkg"
     done
     [ -z "$missing" ] && return 0
-    say "installing host packages:$missing"
+    say "installing host packages for the tests:$missing"
     apt-get update -q >/dev/null
     # shellcheck disable=SC2086 # word splitting of the package list is wanted
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
 }
 
-# npm installs the Nu validator (vnu-jar) for the front page's tests. A
+# npm installs the Nu validator (vnu-jar) and gitlab-ci-local for the tests. A
 # Node.js that brings its own npm is used as it is; without npm, Debian's.
 install_npm() {
     command -v npm >/dev/null 2>&1 && return 0
     say "installing npm"
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm >/dev/null
-}
-
-start_docker() {
-    docker info >/dev/null 2>&1 && return 0
-    say "starting dockerd (no bridge, no iptables: containers run without network)"
-    nohup dockerd --bridge=none --iptables=false >/var/log/qmail-pkg-dockerd.log 2>&1 &
-    tries=0
-    until docker info >/dev/null 2>&1; do
-        tries=$((tries + 1))
-        if [ "$tries" -gt 60 ]; then
-            say "dockerd did not answer within 60 s; see /var/log/qmail-pkg-dockerd.log"
-            exit 1
-        fi
-        sleep 1
-    done
 }
 
 python_env() {
@@ -60,36 +47,10 @@ python_env() {
     "$VENV/bin/pip" install -q -e '.[test]'
 }
 
-# Other architectures (arm64) build and verify under qemu-user through
-# binfmt_misc. Debian registers the handlers without the C flag, so setuid
-# programs (qmail-queue) would run unprivileged under emulation: register
-# them again with it. The kernel may offer no binfmt_misc: then say so and
-# go on (amd64 builds do not need it).
-enable_emulation() {
-    binfmt=/proc/sys/fs/binfmt_misc
-    if [ ! -e "$binfmt/status" ] && ! mount -t binfmt_misc binfmt_misc "$binfmt" 2>/dev/null; then
-        say "no binfmt_misc in this kernel: builds for other architectures are not possible here"
-        return 0
-    fi
-    for arch in $EMULATED; do
-        update-binfmts --enable "qemu-$arch" >/dev/null 2>&1 || true
-        spec=/usr/share/binfmts/qemu-$arch
-        if [ -f "$spec" ] && ! grep -q '^flags: .*C' "$binfmt/qemu-$arch" 2>/dev/null; then
-            magic=$(sed -n 's/^magic //p' "$spec")
-            mask=$(sed -n 's/^mask //p' "$spec")
-            interpreter=$(sed -n 's/^interpreter //p' "$spec")
-            [ -e "$binfmt/qemu-$arch" ] && echo -1 >"$binfmt/qemu-$arch"
-            printf ':qemu-%s:M::%s:%s:%s:OCPF\n' "$arch" "$magic" "$mask" "$interpreter" >"$binfmt/register"
-            say "qemu-$arch registered with credentials (setuid programs keep their privileges under emulation)"
-        fi
-    done
-}
-
 setup() {
-    install_host_packages
+    sh builder/setup-host.sh # the same script as `qmail-pkg setup-host`
+    install_test_packages
     install_npm
-    enable_emulation
-    start_docker
     python_env
 }
 

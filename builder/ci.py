@@ -28,6 +28,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from . import __version__
 from .errors import QmailPkgError, kind_name, printable
 from .recipe.model import Recipe
 
@@ -86,7 +87,20 @@ def render_pipeline(provider: str, recipe: Recipe, recipe_path: str) -> str:
     for name, builder in builders.items():
         groups.setdefault(builder, []).append(name)
     return _templates().get_template(f"{provider}.yml.j2").render(
-        recipe=recipe_path, targets=targets, formats=formats, builders=builders, groups=groups)
+        recipe=recipe_path, targets=targets, formats=formats, builders=builders, groups=groups,
+        **_settings(provider))
+
+
+def _settings(provider: str) -> dict[str, str]:
+    """The pipeline's own variables and their defaults: the tool installed
+    from QMAIL_PKG_INSTALL (default: this version), more build flags and the
+    source cache. On GitHub, repository variables fill them in."""
+    install = f"qmail-pkg=={__version__}"
+    if provider == "github":
+        return {"install": f"${{{{ vars.QMAIL_PKG_INSTALL || '{install}' }}}}",
+                "build_flags": "${{ vars.QMAIL_PKG_BUILD_FLAGS }}",
+                "sources": "${{ vars.QMAIL_PKG_SOURCES || '.qmail-pkg-cache/sources' }}"}
+    return {"install": install, "build_flags": ""}
 
 
 def default_destination(provider: str) -> Path:

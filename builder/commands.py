@@ -20,7 +20,7 @@ def require(program: str, package: str, error: type[QmailPkgError]) -> str:
     """The program's path, or `error` saying which Debian package has it."""
     found = shutil.which(program)
     if not found:
-        raise error(f"{program} is not installed (apt-get install {package}; ./run.sh setup installs it)")
+        raise error(f"{program} is not installed (apt-get install {package}; qmail-pkg setup-host installs it)")
     return found
 
 
@@ -47,3 +47,15 @@ def run(
         tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
         raise error(f"{what}: {words[0]} exited with {result.returncode}" + (f": {tail}" if tail else ""))
     return result
+
+
+def run_shown(argv: Sequence[str | Path], *, what: str, error: type[QmailPkgError]) -> None:
+    """Run argv with its output on this terminal (a long job a person
+    watches); a non-zero exit raises `error` with one line."""
+    words = [str(arg) for arg in argv]
+    try:
+        code = subprocess.run(words).returncode
+    except FileNotFoundError:
+        raise error(f"{what}: {words[0]} is not installed") from None
+    if code:
+        raise error(f"{what}: {words[0]} exited with {code}; the lines above say where")

@@ -36,14 +36,14 @@ def require_emulation(architecture: str, *, setuid: bool = False, binfmt: Path =
     qemu = _QEMU.get(architecture, architecture)
     if not (binfmt / "status").exists():
         raise SandboxError(f"running {architecture} programs here needs binfmt_misc: mount -t binfmt_misc "
-                           f"binfmt_misc {binfmt} (the kernel must offer it), or run ./run.sh setup")
+                           f"binfmt_misc {binfmt} (the kernel must offer it), or run qmail-pkg setup-host as root")
     entry = binfmt / f"qemu-{qemu}"
     text = entry.read_text() if entry.exists() else ""
     if "enabled" not in text.splitlines()[:1]:
         raise SandboxError(f"running {architecture} programs here needs qemu-user: apt-get install qemu-user-static "
-                           f"binfmt-support && update-binfmts --enable qemu-{qemu} (./run.sh setup does both)")
+                           f"binfmt-support && update-binfmts --enable qemu-{qemu} (qmail-pkg setup-host does both)")
     flags = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("flags:")), "")
     if setuid and "C" not in flags:
         raise SandboxError(f"qemu-{qemu} is registered without the C flag (flags: {flags or 'none'}): setuid "
                            "programs such as qmail-queue would run without their privileges under emulation; "
-                           "./run.sh setup registers it with credentials")
+                           "qmail-pkg setup-host registers it with credentials")

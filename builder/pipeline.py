@@ -19,7 +19,7 @@ from . import __version__
 from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest, tool_versions
 from .provenance import statement
 from .engines import Engine, engine_for
-from .errors import BuildError, SourceError
+from .errors import BuildError
 from .formats.facts import PackageFacts
 from .package import Artifact, packager_for
 from .package.expect import expectation, expectation_problems
@@ -34,7 +34,7 @@ from .progress import Board, Progress
 from .recipe.model import Recipe, Target
 from .environment import open_sandbox, prepare_environment, toolchain_of
 from .sandbox import Environment
-from .sources import PreparedSource, digest_file, prepare
+from .sources import PreparedSource, check_overrides, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ class BuildResult:
 
 def _prepare_sources(recipe: Recipe, options: BuildOptions, workdir: Path) -> tuple[PreparedSource, ...]:
     overrides = dict(options.overrides)
-    unknown = sorted(set(overrides) - {source.name for source in recipe.sources})
-    if unknown:
-        raise SourceError(f"--source {unknown[0]}=...: the recipe has no source named '{unknown[0]}'")
+    check_overrides(recipe.sources, overrides)
     return tuple(
         prepare(source, options.sources_dir, workdir / "src", overrides.get(source.name))
         for source in recipe.sources

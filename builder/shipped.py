@@ -22,4 +22,9 @@ def example_recipe() -> Path:
     return shipped("recipes") / "qmail-syncdir.yaml"
 
 
-__all__ = ["example_recipe", "shipped"]
+def host_setup_script() -> Path:
+    """The script `qmail-pkg setup-host` and `./run.sh setup` run (package data)."""
+    return _HERE / "setup-host.sh"
+
+
+__all__ = ["example_recipe", "host_setup_script", "shipped"]

@@ -85,6 +85,18 @@ def _download(url: str, dest: Path, max_bytes: int) -> None:
         partial.unlink(missing_ok=True)
 
 
+class MissingSource(SourceError):
+    """A source neither in the cache nor to be downloaded from any of its URLs."""
+
+    def __init__(self, source: Source, cache_dir: Path, tried: str):
+        self.source, self.cache_dir, self.tried = source, cache_dir, tried
+        super().__init__(
+            f"source '{source.name}': {source.filename} is not in the cache and could not be downloaded "
+            f"(tried: {tried}); put the file at {cache_dir / source.filename} or pass --sources DIR / "
+            f"--source {source.name}=PATH"
+        )
+
+
 def fetch(source: Source, cache_dir: Path) -> tuple[Path, str]:
     """Return (verified tarball in the cache, where it came from)."""
     cached = cache_dir / source.filename
@@ -108,11 +120,34 @@ def fetch(source: Source, cache_dir: Path) -> tuple[Path, str]:
             cached.unlink(missing_ok=True)
             raise
         return cached, url
-    tried = "; ".join(failures) or "no URLs"
-    raise SourceError(
-        f"source '{source.name}': {source.filename} is not in the cache and could not be downloaded "
-        f"(tried: {tried}); put the file at {cached} or pass --sources DIR / --source {source.name}=PATH"
-    )
+    raise MissingSource(source, cache_dir, "; ".join(failures) or "no URLs")
+
+
+def check_overrides(sources: tuple[Source, ...], names) -> None:
+    unknown = sorted(set(names) - {source.name for source in sources})
+    if unknown:
+        raise SourceError(f"--source {unknown[0]}=...: the recipe has no source named '{unknown[0]}'")
+
+
+def fetch_all(sources: tuple[Source, ...], cache_dir: Path, targets: list[str], overridden=()) -> None:
+    """Every source not overridden in the cache (downloaded where missing,
+    all verified) before any target starts, so that what cannot be had is
+    said once, for every target: the missing files, the URLs tried, the
+    folder to put them in. A checksum mismatch stops at once, as in fetch()."""
+    check_overrides(sources, overridden)
+    missing = []
+    for source in (source for source in sources if source.name not in overridden):
+        try:
+            fetch(source, cache_dir)
+        except MissingSource as exc:
+            missing.append(exc)
+    if missing:
+        files = ", ".join(f"{exc.source.filename} (tried: {exc.tried})" for exc in missing)
+        raise SourceError(
+            f"{len(missing)} source{'s' if len(missing) > 1 else ''} not in the cache and not downloadable: {files}; "
+            f"copy {'them' if len(missing) > 1 else 'it'} into {cache_dir}/ (or give --sources DIR, or "
+            f"--source NAME=PATH for an unofficial build); nothing was built for {', '.join(targets)}"
+        )
 
 
 def prepare(source: Source, cache_dir: Path, workdir: Path, override: Path | None = None) -> PreparedSource:

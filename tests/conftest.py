@@ -3,6 +3,9 @@ from them with the real recipe, in a real Docker engine (built once per run)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,62 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "qmail-syncdir.yaml"
 TARGET = "debian-12"
+
+# -- test tiers -----------------------------------------------------------------
+# `pytest -m "not docker"` is the hermetic tier: Python, pytest and a Debian
+# host's ordinary tools (dpkg-deb, rpm, shellcheck, cc), nothing else. Every
+# test that needs more is marked here, in one place, and every such mark
+# implies `docker` (the tier's one switch). The specific marks say why.
+NEEDS_BY_FIXTURE = {
+    "engine": ("docker",),  # built, built_next, built_for, built_rpm, built_pkg, ... all ask for it
+}
+# tests that reach those tools another way: subprocesses, dockerd, qemu, mount
+NEEDS_BY_MODULE: dict[str, tuple[str, ...]] = {}  # "test_x.py": (...), for a whole module
+NEEDS_BY_TEST = {
+    "test_arm64.py::test_on_arm64_syncdir_needs_the_patch_and_works_with_it": ("qemu",),
+    "test_arm64.py::test_the_arm64_package_is_named_and_recorded_as_arm64": ("qemu",),
+    "test_arm64.py::test_the_arm64_package_passes_verify_under_emulation": ("qemu",),
+    "test_engines.py::test_a_matrix_spread_over_two_engines_gives_the_same_bytes": ("root",),  # a second dockerd
+    "test_fuzz.py::test_control_file_fields_are_exactly_ours": ("nfpm",),
+    "test_fuzz.py::test_dollar_signs_reach_the_package_as_written": ("nfpm",),
+    "test_hostile.py::test_a_full_disk_is_one_clear_line": ("root",),  # mounts a small tmpfs
+    "test_piuparts.py::test_piuparts_passes_strictly": ("root",),  # piuparts chroots
+    "test_piuparts.py::test_piuparts_fails_a_purge_that_leaves_the_queue": ("root",),
+    "test_piuparts.py::test_the_base_is_made_once_per_image": ("docker", "root"),
+    "test_powercut.py::test_acknowledged_mail_survives_power_cuts_only_with_syncdir": ("qemu",),
+    "test_tiers.py::test_the_hermetic_tier_passes_without_docker_nfpm_or_qemu": ("docker",),  # the tier, again
+    # `make setup` installs the miniature qmail as qmail does: owned by root
+    "test_fixtures.py::test_gcc14_cflags_target_builds_too": ("root",),
+    "test_fixtures.py::test_recipe_relinks_every_program_with_syncdir": ("root",),
+    "test_fixtures.py::test_setup_installs_the_layout_and_check_verifies_it": ("root",),
+    "test_fixtures.py::test_queue_commit_and_envelope": ("root",),
+    "test_fixtures.py::test_qmail_queue_rejects_bad_envelopes": ("root",),
+    "test_fixtures.py::test_finished_recipients_are_not_delivered_again": ("root",),
+    "test_fixtures.py::test_interrupted_removal_is_finished_at_startup": ("root",),
+    "test_fixtures.py::test_qmail_local_delivers_once_per_id": ("root",),
+    "test_fixtures.py::test_bare_names_get_the_default_host_and_domain_and_remote_hosts_wait": ("root",),
+}
+
+
+def _needs(item) -> set[str]:
+    """What `item` needs beyond the hermetic tier: from the tables above and
+    from the fixtures it uses, directly or through other fixtures (only this
+    file's fixtures of those names: a test module may define its own)."""
+    module = item.path.name
+    needs = set(NEEDS_BY_MODULE.get(module, ()))
+    needs.update(NEEDS_BY_TEST.get(f"{module}::{item.originalname}", ()))
+    for name in item.fixturenames:
+        definitions = item._fixtureinfo.name2fixturedefs.get(name)
+        if name in NEEDS_BY_FIXTURE and definitions and definitions[-1].func.__module__ == __name__:
+            needs.update(NEEDS_BY_FIXTURE[name])
+    return needs
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        needs = _needs(item)
+        for name in sorted(needs | ({"docker"} if needs else set())):
+            item.add_marker(name)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -123,6 +182,24 @@ def built_rpm_next(built_for):
 def built_pkg(built_for):
     """The freebsd-14 amd64 .pkg (cross-compiled)."""
     return built_for("freebsd-14")
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout, built from a copy of its tracked files (the
+    build writes nothing into the checkout)."""
+    copy = tmp_path_factory.mktemp("source") / "qmail-pkg"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    out = tmp_path_factory.mktemp("wheel")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(copy)],
+                           capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    (found,) = out.glob("qmail_pkg-*.whl")
+    return found
 
 
 def our_containers() -> set[str]:

@@ -19,8 +19,6 @@ from builder.verify.install import install_and_check
 
 from .conftest import RECIPE, ROOT, TARGET, our_containers, with_patches
 
-pytestmark = pytest.mark.docker
-
 
 def deb_of(result) -> Path:
     return next(a.path for a in result.artifacts if a.format == "deb")

@@ -7,16 +7,12 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from builder.evidence import Evidence
 from builder.pipeline import BuildOptions, build_target
 from builder.recipe.loader import load_recipe
 from builder.sandbox.docker import client
 
 from .conftest import RECIPE, TARGET, with_patches
-
-pytestmark = pytest.mark.docker
 
 
 def _options(tmp_path, sources, cache, **extra):

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from builder.cli.commands import _builds
+from builder.recipe.loader import load_recipe
+
 from .conftest import RECIPE, ROOT, with_patches
 
 
@@ -56,22 +59,44 @@ def test_build_unknown_target_is_one_line(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_build_missing_sources_names_file_urls_and_place(tmp_path):
-    # Port 9 on loopback refuses at once: the download fails without a network.
+def test_build_missing_sources_is_one_error_before_any_target_starts(tmp_path):
+    """Offline, every target of --all --arch all needs the same two tarballs:
+    one error names both, the URLs tried, the folder and the targets, before
+    an engine is asked for anything. Port 9 on loopback refuses at once."""
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
         RECIPE.read_text()
         .replace("http://cr.yp.to/software/qmail-1.03.tar.gz", "http://127.0.0.1:9/qmail-1.03.tar.gz")
+        .replace("http://untroubled.org/syncdir/syncdir-1.0.tar.gz", "http://127.0.0.1:9/syncdir-1.0.tar.gz")
     )
     with_patches(tmp_path)
     cache = tmp_path / "cache"
-    result = qmail_pkg("build", str(recipe), "--target", "debian-12", "--out", str(tmp_path / "dist"), "--sources", str(cache))
+    result = qmail_pkg("build", str(recipe), "--all", "--arch", "all", "--out", str(tmp_path / "dist"),
+                       "--sources", str(cache), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
-    line = [l for l in result.stderr.splitlines() if "error" in l][0]
-    assert "qmail-1.03.tar.gz" in line and "http://127.0.0.1:9/qmail-1.03.tar.gz" in line
-    assert str(cache / "qmail-1.03.tar.gz") in line
-    assert not list((tmp_path / "dist").glob("debian-12/*"))
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("qmail-pkg: error: 2 sources not in the cache and not downloadable: ")
+    assert "qmail-1.03.tar.gz (tried: http://127.0.0.1:9/qmail-1.03.tar.gz (" in line
+    assert "syncdir-1.0.tar.gz (tried: http://127.0.0.1:9/syncdir-1.0.tar.gz (" in line
+    assert f"copy them into {cache}/ " in line
+    every = [build.label for build in _builds(load_recipe(recipe).targets, ["all"])]
+    assert len(every) > 10 and "debian-12/arm64" in every and "debian-12" in every
+    assert line.endswith(f"nothing was built for {', '.join(every)}")
+    assert not list((tmp_path / "dist").glob("*/*"))
+
+
+def test_build_with_one_source_overridden_names_only_the_other(tmp_path, fixture_sources):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.read_text().replace("http://untroubled.org/syncdir/syncdir-1.0.tar.gz",
+                                                 "http://127.0.0.1:9/syncdir-1.0.tar.gz"))
+    with_patches(tmp_path)
+    result = qmail_pkg("build", str(recipe), "--target", "debian-12", "--out", str(tmp_path / "dist"),
+                       "--sources", str(tmp_path / "cache"), "--source", f"qmail={fixture_sources['qmail']}")
+    (line,) = result.stderr.splitlines()
+    assert result.returncode == 1 and line.startswith("qmail-pkg: error: 1 source not in the cache")
+    assert "syncdir-1.0.tar.gz" in line and "qmail-1.03" not in line and "copy it into" in line
+    assert line.endswith("nothing was built for debian-12")
 
 
 def test_source_override_with_unknown_name(tmp_path):
@@ -99,3 +124,23 @@ def test_build_json_summary(engine, fixture_sources, tmp_path):
     assert artifact["size"] == path.stat().st_size
     assert artifact["sha256"] == __import__("hashlib").sha256(path.read_bytes()).hexdigest()
     assert entry["durations"] and Path(entry["record"]).exists() and Path(entry["log"]).exists()
+
+
+def test_miniature_writes_a_recipe_that_validates_and_its_sources(tmp_path):
+    result = qmail_pkg("miniature", str(tmp_path / "try"))
+    assert result.returncode == 0, result.stderr
+    recipe = tmp_path / "try" / "recipes" / "qmail-syncdir.yaml"
+    assert sorted(p.name for p in (tmp_path / "try" / "sources").iterdir()) == ["qmail-1.03.tar.gz", "syncdir-1.0.tar.gz"]
+    assert (tmp_path / "try" / "recipes" / "patches" / "syncdir-at-syscalls.patch").is_file()
+    assert f"--sources {tmp_path / 'try' / 'sources'}" in result.stdout
+    assert qmail_pkg("validate", str(recipe)).returncode == 0
+    (tmp_path / "file").write_text("")
+    refused = qmail_pkg("miniature", str(tmp_path / "file"))
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "not a folder (a regular file)" in refused.stderr
+    other = tmp_path / "other.yaml"
+    other.write_text(RECIPE.read_text().replace("  - name: syncdir\n", "  - name: fsync\n").replace("SRC_SYNCDIR", "SRC_FSYNC"))
+    with_patches(tmp_path)
+    refused = qmail_pkg("miniature", str(tmp_path / "m"), "--recipe", str(other))
+    assert refused.returncode == 1 and refused.stderr.count("\n") >= 1 and "Traceback" not in refused.stderr
+    missing = qmail_pkg("miniature", str(tmp_path / "m"), "--recipe", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and missing.stderr.startswith(f"{tmp_path / 'nope.yaml'}:1:1:")

@@ -32,8 +32,6 @@ from builder.verify.lint import lint_artifact
 from .conftest import ROOT, artifact_of
 from .test_repo import gnupg, publish  # noqa: F401  (the module's fixture: a signing key and a pkg key)
 
-pytestmark = pytest.mark.docker
-
 BUILDS = {
     ("freebsd-14", "amd64"): ("pkg", "ELFOSABI_FREEBSD", "/libexec/ld-elf.so.1", "FBSD_1.7", "EM_X86_64"),
     ("freebsd-14", "arm64"): ("pkg", "ELFOSABI_FREEBSD", "/libexec/ld-elf.so.1", "FBSD_1.7", "EM_AARCH64"),
@@ -45,7 +43,7 @@ BUILDS = {
 
 
 @pytest.fixture(scope="module")
-def cross_built(recipe, miniature, tmp_path_factory):
+def cross_built(engine, recipe, miniature, tmp_path_factory):
     """Each of BUILDS, built by the method its recipe gives it (all cross),
     into one folder as `build --all --arch all` writes them."""
     results = {}

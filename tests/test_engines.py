@@ -47,7 +47,7 @@ def test_settings_file_first_match_wins_and_patterns_are_fnmatch(tmp_path):
     )
     engines = load_settings(settings)
     assert engine_for("debian-12", engines).url == "ssh://builder@big-box"  # the first entry that matches
-    assert engine_for("el-9", engines).url == "ssh://builder@big-box"
+    assert engine_for("test-anything", engines).url == "ssh://builder@big-box"  # the entry's second pattern
     assert dict(engine_for("el-9", engines).tls) == {name: f"{tmp_path}/{name}.pem" for name in ("ca", "cert", "key")}
     assert engine_for("freebsd-14", engines).kind == "jail"
     assert engine_for("debian-9x", engines) is None  # nobody named it: the local engine
@@ -141,7 +141,7 @@ def test_a_matrix_spread_over_two_engines_gives_the_same_bytes(second_engine, bu
     sources = ["--sources", str(miniature[1])]
     out = tmp_path / "spread"
     code = main(["build", str(miniature[0]), "--target", "debian-12", "--target", "el-9", "--jobs", "2", "--no-cache",
-                 "--revision", "1", "--out", str(out), "--engine", f"test-*={second_engine}", "--json", *sources])
+                 "--revision", "1", "--out", str(out), "--engine", f"el-*={second_engine}", "--json", *sources])
     printed = capsys.readouterr()
     assert code == 0, printed.err[-3000:]
     summary = json.loads(printed.out)
@@ -175,7 +175,8 @@ def _shell_blocks(provider: str, document: dict) -> list[str]:
         blocks = [step["run"] for job in document["jobs"].values() for step in job["steps"] if "run" in step]
         # expressions are filled in by the runner before the shell sees them
         return [re.sub(r"\$\{\{[^}]*\}\}", "debian-12", block) for block in blocks]
-    return ["\n".join(job["script"]) for job in document.values() if isinstance(job, dict) and "script" in job]
+    return ["\n".join(job.get("before_script", []) + job.get("script", [])) for job in document.values()
+            if isinstance(job, dict) and ("script" in job or "before_script" in job)]
 
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])

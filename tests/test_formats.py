@@ -19,8 +19,6 @@ from builder.package import PACKAGERS
 
 from .conftest import ROOT, artifact_of
 
-pytestmark = pytest.mark.docker
-
 
 # -- the .pkg writer's checksums, against what FreeBSD's pkg computes -----------
 

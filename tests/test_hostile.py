@@ -525,7 +525,7 @@ def test_no_docker_engine_is_one_clear_line(tmp_path):
     _no_bug(result)
     (line,) = [l for l in result.stderr.splitlines() if l.startswith("qmail-pkg:")]
     assert line.startswith("qmail-pkg: error: no Docker engine answers")
-    assert "start one with `dockerd --bridge=none --iptables=false &` or run ./run.sh setup" in line
+    assert "start one with `dockerd --bridge=none --iptables=false &` or run qmail-pkg setup-host as root" in line
     assert not list((tmp_path / "d").glob("debian-12/*"))
 
 

@@ -20,8 +20,6 @@ from builder.sandbox.images import image_spec
 
 from .conftest import RECIPE, TARGET, our_containers, with_patches
 
-pytestmark = pytest.mark.docker
-
 
 def _recipe_with_steps(tmp_path, *steps: str):
     text = RECIPE.read_text()

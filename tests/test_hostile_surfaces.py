@@ -275,7 +275,8 @@ def _shell_blocks(provider: str, document: dict) -> list[str]:
     if provider == "github":
         blocks = [step["run"] for job in document["jobs"].values() for step in job["steps"] if "run" in step]
         return [re.sub(r"\$\{\{[^}]*\}\}", "x", block) for block in blocks]
-    return ["\n".join(job["script"]) for job in document.values() if isinstance(job, dict) and "script" in job]
+    return ["\n".join(job.get("before_script", []) + job.get("script", [])) for job in document.values()
+            if isinstance(job, dict) and ("script" in job or "before_script" in job)]
 
 
 @pytest.mark.parametrize("provider", ["github", "gitlab"])
@@ -324,7 +325,7 @@ def test_ci_yaml_filter_round_trips_every_string(value, written):
 def test_ci_templates_write_every_value_through_the_yaml_filter():
     """No variable reaches a pipeline unquoted: every {{ }} of a template is
     a constant of the template or ends in the yaml filter."""
-    constants = {"T", "ROOT"}
+    constants = {"T", "ROOT", "INSTALL", "PACKAGES"}
     for template in (ROOT / "builder" / "ci_templates").glob("*.j2"):
         text = template.read_text().replace("{{ '{{' }}", "").replace("{{ '}}' }}", "")
         text = re.sub(r"\{%.*?%\}", "", text)  # statements, and the constants they set

@@ -71,7 +71,6 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
     stack: list[str] = []
     on_stack: set[str] = set()
     found: list[list[str]] = []
-    sys.setrecursionlimit(10_000)
 
     def visit(node: str) -> None:
         index[node] = low[node] = len(index)
@@ -94,9 +93,14 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
             if len(component) > 1:
                 found.append(sorted(component))
 
-    for node in graph:
-        if node not in index:
-            visit(node)
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(10_000)  # for this walk only: other tests depend on the default
+    try:
+        for node in graph:
+            if node not in index:
+                visit(node)
+    finally:
+        sys.setrecursionlimit(previous)
     return found
 
 

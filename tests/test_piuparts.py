@@ -75,7 +75,6 @@ def test_other_formats_and_missing_files_are_one_line_errors(tmp_path):
     assert result.returncode == 1 and "--log names one log file" in result.stderr
 
 
-@pytest.mark.docker
 @pytest.mark.parametrize("target_name", DEBIAN_TARGETS)
 def test_piuparts_passes_strictly(built_for, recipe, target_name):
     """What `qmail-pkg piuparts` runs, through the command line: install,
@@ -103,7 +102,6 @@ def test_piuparts_passes_strictly(built_for, recipe, target_name):
     assert evidence.kind == "piuparts" and evidence.passed and evidence.artifact == deb.name
 
 
-@pytest.mark.docker
 def test_the_base_is_made_once_per_image(recipe):
     target = recipe.target(TARGET)
     first = base_tarball(target)
@@ -111,7 +109,6 @@ def test_the_base_is_made_once_per_image(recipe):
     assert base_tarball(target) == first and first.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.docker
 def test_piuparts_fails_a_purge_that_leaves_the_queue(built_for, tmp_path):
     """Strict means strict: the purge this project used to have (the empty
     queue, log folders and Maildir kept) fails."""

@@ -29,8 +29,6 @@ from builder.record import BuildRecord, facts_to_json
 
 from .conftest import artifact_of
 
-pytestmark = pytest.mark.docker
-
 
 # -- building blocks -------------------------------------------------------------------
 def snapshot(*roots: Path) -> dict[str, tuple]:

@@ -25,8 +25,6 @@ from builder.environment import prepare_environment
 
 from .conftest import TARGET, artifact_of
 
-pytestmark = pytest.mark.docker
-
 SERVE = """#!/bin/sh
 # A static HTTP/1.0 server for tcpserver: enough for apt to fetch a repository.
 IFS=' ' read -r method path version

@@ -19,8 +19,6 @@ from builder.verify.checks import put_artifact
 from .conftest import RECIPE, ROOT, TARGET, our_containers, with_patches
 from .test_verify import deb_of, repack_preinst
 
-pytestmark = pytest.mark.docker
-
 
 def _default_signals() -> None:
     # A shell's background job inherits SIGINT ignored; a user's Ctrl-C is not.

@@ -329,7 +329,9 @@ printf '%s\\n' "$QS_PREFIX" "$QS_LOG_DIR" "$QS_STATE_DIR" "$QS_VERSION" "$QS_ALI
 
 
 def local_model(model: ScriptModel, prefix: Path) -> ScriptModel:
+    # the units too: a test never writes the host's /lib/systemd/system
     return replace(model, prefix=str(prefix), tcp_rules=str(prefix / "tcp.smtp.cdb"),
+                   systemd_unit_dir=str(prefix / "systemd"),
                    services=(ServiceSpec("qmail-send", f"{prefix}/supervise/qmail-send"),
                              ServiceSpec("qmail-smtpd", f"{prefix}/supervise/qmail-smtpd")))
 
@@ -548,7 +550,6 @@ def stat_map(text: str) -> dict[str, tuple[str, str, str, str]]:
 KIND = {"dir": "directory", "file": "regular empty file", "fifo": "fifo"}
 
 
-@pytest.mark.docker
 def test_fresh_install_configure_purge(container, model, tmp_path):
     state_paths = " ".join(shlex.quote(e.path) for e in model.state)
     users = " ".join(u.name for u in model.accounts.users)
@@ -679,7 +680,6 @@ NOT_THE_PACKAGES = re.compile(r"^/etc/(passwd|group|shadow|gshadow)-?$|^/var/cac
 SNAPSHOT = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /out -o -path /pkg -o -path /tmp \\) -prune -o -print | sort"
 
 
-@pytest.mark.docker
 def test_purge_without_mail_leaves_nothing(container, model, tmp_path):
     """The piuparts contract without piuparts: install, configure, remove,
     purge on a system where no mail was ever queued, and not one path the
@@ -709,7 +709,6 @@ step postrm-purge /pkg/postrm purge
     assert "purge kept the queue" not in purge and "did not write" not in purge
 
 
-@pytest.mark.docker
 def test_rpm_erase_purges_but_keeps_what_the_admin_edited(container, model, tmp_path):
     """rpm's %postun 0 (its only removal) does what a Debian purge does, and
     keeps, as rpm does with an edited %config, the created files edited since."""
@@ -732,7 +731,6 @@ find /var/qmail /var/log/qmail /var/lib/qmail-syncdir 2>/dev/null | sort >/out/l
     assert "the queue /var/qmail/queue (no mail in it)" in erase
 
 
-@pytest.mark.docker
 def test_conflicting_accounts_are_refused_before_any_change(container, model, tmp_path):
     out = Out(container(tmp_path, model, """
 # qmail installed by hand: useradd picked the ids
@@ -769,7 +767,6 @@ cp /etc/passwd /out/passwd-d; cp /etc/group /out/group-d
     assert out("passwd-c") == out("passwd-d") and out("group-c") == out("group-d")
 
 
-@pytest.mark.docker
 def test_service_lifecycle_with_fake_svc(container, model, tmp_path):
     send, smtpd = "/var/qmail/supervise/qmail-send", "/var/qmail/supervise/qmail-smtpd"
     fast = replace(model, stop_timeout=10)

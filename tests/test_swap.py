@@ -7,16 +7,12 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
 from builder.verify.checks import put_artifact
 
 from .conftest import TARGET
 from .test_verify import deb_of
-
-pytestmark = pytest.mark.docker
 
 OLD_PREINST = """#!/bin/sh
 set -e

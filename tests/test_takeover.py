@@ -20,12 +20,11 @@ from builder.recipe.loader import load_recipe
 from builder.toolchains import NATIVE_ENV
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
+from builder.toolchains import NATIVE_ENV
 from builder.verify.checks import put_artifact
 
 from .conftest import RECIPE, TARGET
 from .test_verify import deb_of
-
-pytestmark = pytest.mark.docker
 
 # The accounts as INSTALL.ids creates them: names only, ids picked by useradd.
 HAND_ACCOUNTS = """

@@ -21,8 +21,6 @@ from builder.verify.lifecycle import fsync_follows_queue_changes, svc_order
 
 from .conftest import ROOT, TARGET
 
-pytestmark = pytest.mark.docker
-
 EXPECTED_STEPS = (
     "install: dpkg installs it on a clean system",
     "install: every service and logger stays up under daemontools (same pid for 5 s)",
@@ -199,7 +197,7 @@ def test_lifecycle_passes_on_systemd_hosts(built, built_next, host):
 
 
 def test_smtp_transcript_needs_a_refused_relay_and_every_reply():
-    from builder.verify.lifecycle import smtp_transcript_ok
+    from builder.verify.traces import smtp_transcript_ok
 
     good = "S: 220 x ESMTP\nC: HELO\nS: 250 x\nS: 250 ok\nS: 250 ok\nS: 553 sorry\nS: 354 go\nS: 250 ok 1 qp 2\nS: 221 x\n"
     assert smtp_transcript_ok(good)[0]

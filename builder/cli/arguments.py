@@ -137,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="debian-12")
     p.set_defaults(func=commands.selftest)
 
+    p = sub.add_parser("miniature", help="write the example recipe pinned to miniature sources, and those sources, "
+                                         "into a folder: the whole chain offline, or in CI")
+    p.add_argument("folder", help="where to write recipes/ (the recipe and its patches) and sources/ (the tarballs)")
+    p.add_argument("--recipe", help="the recipe to pin (default: the example recipe this tool ships)")
+    p.set_defaults(func=commands.miniature)
+
+    p = sub.add_parser("setup-host", help="as root: the host packages, qemu-user for other architectures and a "
+                                          "Docker engine when none answers (what ./run.sh setup does for a checkout)")
+    p.set_defaults(func=commands.setup_host)
+
     p = sub.add_parser("verify", help="install/upgrade/remove lifecycle checks in clean sandboxes")
     p.add_argument("artifacts", nargs="+",
                    help="packages with their build records beside them; the upgrade goes from the first "

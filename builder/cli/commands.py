@@ -13,11 +13,13 @@ from pathlib import Path
 from .. import emulation
 from ..cache import default_cache_dir as default_build_cache_dir
 from ..ci import default_destination, render_pipeline, write_pipeline
+from ..commands import run_shown
 from ..engines import check_engines, load_settings
 from ..environ import PATH_SHOWN, check_integer_settings, folder_path
 from ..environment import prepare_environment
 from ..errors import QmailPkgError, printable, quoted
 from ..evidence import Evidence
+from ..fixtures import miniature_recipe
 from ..matrix import Matrix
 from ..package import PACKAGERS
 from ..pipeline import BuildOptions
@@ -29,8 +31,9 @@ from ..repo.publish import publish
 from ..sandbox.docker import remove_leftovers
 from ..sandbox.images import ROLES
 from ..selftest import run_selftest
+from ..shipped import example_recipe, host_setup_script
 from ..sources import default_cache_dir as default_sources_dir
-from ..sources import digest_file
+from ..sources import digest_file, fetch_all
 from ..verify import run_verify
 from ..verify.hosts import HOSTS, host_named
 from ..verify.lint import lint_artifact
@@ -40,6 +43,7 @@ from ..verify.powercut import FILESYSTEMS, PowerCutOptions, power_cut_inputs, ru
 from ..verify.powercut.images import cache_dir as machine_cache_dir
 
 DEFAULT_RECIPE = "recipes/qmail-syncdir.yaml"
+MINIATURE_SOURCES = ["qmail", "syncdir"]  # what builder/fixtures has small stand-ins for
 
 
 def _load(recipe_path: str):
@@ -172,6 +176,9 @@ def build(args) -> int:
     resolve(recipe, tuple(args.choices or ()))  # an unknown option stops here, before any sandbox
     options = _build_options(args, targets)
     evidence_folder = _evidence_folder(args)
+    # once, not once per target: offline, a missing tarball is one error
+    fetch_all(recipe.sources, options.sources_dir, [target.label for target in targets],
+              overridden={name for name, _ in options.overrides})
     jobs = args.jobs or min(len(targets), os.cpu_count() or 1)
     matrix = Matrix(recipe, targets, options, jobs=jobs, skip_unavailable=args.skip_unavailable,
                     check_reproducible=args.check_reproducible)
@@ -355,4 +362,28 @@ def ci(args) -> int:
     destination = args.out if args.out else str(default_destination(args.provider))
     write_pipeline(destination, text)
     print(printable(f"wrote {destination}"))
+    return 0
+
+
+def miniature(args) -> int:
+    """The example recipe pinned to the miniature sources, and those sources:
+    the whole chain (build, verify, publish, a pipeline) without the real
+    tarballs, offline or in CI."""
+    folder = folder_path(args.folder, f"folder {quoted(args.folder, PATH_SHOWN)}")
+    recipe = _load(args.recipe) if args.recipe else None  # a recipe given is checked first, in one line each
+    names = sorted(source.name for source in recipe.sources) if recipe else MINIATURE_SOURCES
+    if names != MINIATURE_SOURCES:
+        raise QmailPkgError(f"{args.recipe}: its sources are {', '.join(names)}; the miniature stands in for "
+                            f"{' and '.join(MINIATURE_SOURCES)} only")
+    recipe_path, sources = miniature_recipe(Path(args.recipe) if args.recipe else example_recipe(), folder)
+    print(f"recipe   {recipe_path}\nsources  {sources}")
+    print(printable(f"try: qmail-pkg build {recipe_path} --target debian-12 --sources {sources}"))
+    return 0
+
+
+def setup_host(args) -> int:
+    if os.geteuid() != 0:
+        raise QmailPkgError("setup-host installs packages, registers qemu and may start dockerd: run it as root "
+                            "(sudo qmail-pkg setup-host)")
+    run_shown(["sh", host_setup_script()], what="setting up this host", error=QmailPkgError)
     return 0

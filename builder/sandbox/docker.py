@@ -57,7 +57,7 @@ def client(engine=None):
                                "check the builders settings") from None
         raise SandboxError(
             f"no Docker engine answers ({type(exc).__name__}: {exc}); "
-            "start one with `dockerd --bridge=none --iptables=false &` or run ./run.sh setup"
+            "start one with `dockerd --bridge=none --iptables=false &` or run qmail-pkg setup-host as root"
         ) from None
 
 

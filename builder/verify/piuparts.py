@@ -84,7 +84,7 @@ def _require_tools() -> None:
     missing = [tool for tool in ("piuparts", "adequate") if not shutil.which(tool)]
     if missing:
         raise VerifyError(f"{' and '.join(missing)} not installed (apt-get install piuparts adequate, "
-                          "or ./run.sh setup)")
+                          "or qmail-pkg setup-host)")
     if os.geteuid() != 0:
         raise VerifyError("piuparts makes chroots and must run as root")
 
