@@ -130,7 +130,8 @@ def test_on_arm64_syncdir_needs_the_patch_and_works_with_it(engine, recipe, patc
     patch's header it compiles, and a program linked with it works."""
     from builder.environment import open_sandbox, prepare_environment
 
-    target = recipe.target("debian-12").for_architecture("arm64")
+    # the emulated arm64 userland (native method): its own headers and cc
+    target = recipe.target("debian-12").for_architecture("arm64").with_method("native")
     environment = prepare_environment(target, "build")
     (patched_minisyncdir / "program.c").write_text(PROGRAM)
     with open_sandbox(target, environment.reference, role="build") as box:
@@ -163,7 +164,7 @@ def test_the_arm64_package_is_named_and_recorded_as_arm64(built_arm64, built):
     assert "Architecture: arm64" in fields and "libc6" in fields
     record = json.loads(built_arm64.record_path.read_text())
     assert built_arm64.record_path.name == "qmail-syncdir_1.03-1_debian-12_arm64.build.json"
-    assert record["architecture"] == "arm64" and record["image"]["reference"].endswith("debian-12-arm64:latest")
+    assert record["architecture"] == "arm64" and record["image"]["reference"].endswith("debian-12-cross-arm64:latest")
     assert [p["file"] for p in record["patches"]] == ["syncdir-at-syscalls.patch"]
     amd64 = json.loads(built.record_path.read_text())
     assert amd64["patches"] == [] and amd64["architecture"] == "amd64"

@@ -23,7 +23,9 @@ from .conftest import RECIPE, TARGET, our_containers, with_patches
 
 def _recipe_with_steps(tmp_path, *steps: str):
     text = RECIPE.read_text()
-    block = "".join("      - |\n" + "".join(f"        {line}\n" for line in step.splitlines()) for step in steps)
+    # install-phase steps: they run last, on what the build left
+    block = "".join("      - phase: install\n        run: |\n" + "".join(f"          {line}\n" for line in step.splitlines())
+                    for step in steps)
     anchor = "    image: qmail-pkg/debian-12\n"
     path = tmp_path / "hostile.yaml"
     path.write_text(text.replace(anchor, anchor + "    steps_after:\n" + block, 1))
@@ -59,8 +61,6 @@ def test_links_planted_by_a_step_are_data_never_followed(engine, fixture_sources
         f"ln -sf {victim} /var/qmail/rc",
         # relative: climbing out of /var/qmail/control to the same host path
         f"ln -sf {depth}{str(victim).lstrip('/')} /var/qmail/control/defaultdelivery",
-        # the copyright file's folder does not exist in the sandbox: a link to a host folder in its place
-        f"mkdir -p /var/qmail/doc && ln -s {victim.parent} /var/qmail/doc/planted",
     )
     result = _build(recipe, fixture_sources, tmp_path / "dist")
     assert victim.read_text() == "host data\n"
@@ -68,6 +68,18 @@ def test_links_planted_by_a_step_are_data_never_followed(engine, fixture_sources
     # the package ships its own files in place of the planted links
     assert _deb_file(result, "/var/qmail/rc").startswith(b"#!/bin/sh\n")
     assert _deb_file(result, "/var/qmail/control/defaultdelivery") == b"./Maildir/\n"
+
+
+def test_a_link_to_a_folder_of_the_build_host_is_refused_not_packed(engine, fixture_sources, tmp_path, host_victims):
+    """nfpm's deb writer turns a symlink whose target is a folder on the
+    machine running it into a folder; the check of the package against the
+    staged tree refuses that, so nothing of the host reaches a package."""
+    victim = host_victims
+    recipe = _recipe_with_steps(tmp_path, f"mkdir -p /var/qmail/doc && ln -s {victim.parent} /var/qmail/doc/planted")
+    with pytest.raises(BuildError, match=r"is not what the recipe makes: /var/qmail/doc/planted: the package has dir"):
+        _build(recipe, fixture_sources, tmp_path / "dist")
+    assert sorted(p.name for p in victim.parent.iterdir()) == ["victim"]
+    assert not list((tmp_path / "dist").rglob("*.deb"))
 
 
 def test_a_planted_link_in_place_of_a_folder_the_package_fills_fails_the_build(engine, fixture_sources, tmp_path, host_victims):
