@@ -27,7 +27,7 @@ from .record import SUFFIX as RECORD_SUFFIX
 from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, PatchRecord, SourceRecord, UserRecord
 from .recipe.options import Choices, variant_recipe
 from .recipe.options import resolve as resolve_options
-from .packaging import complete_tree, package_spec, script_model_of
+from .packaging import completed, package_spec
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Board, Progress
 from .recipe.model import Recipe, Target
@@ -349,11 +349,7 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
                        staging: Path, workdir: Path, engine: Engine | None) -> tuple[list[Artifact], Path]:
     recipe, target = plan.recipe, plan.target
     output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation, engine)
-    model = script_model_of(plan, output.tree)
-    tree = complete_tree(output.tree, model, plan)
-    model = replace(model, shipped=tuple(
-        e.path for e in tree.entries
-        if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))
+    tree, model = completed(plan, output.tree)
     artifacts, facts = [], []
     manifest = tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
                      for e in tree.entries)

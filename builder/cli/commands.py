@@ -28,6 +28,9 @@ from ..repo.publish import publish
 from ..sandbox.docker import remove_leftovers
 from ..sandbox.images import ROLES
 from ..selftest import run_selftest
+from ..source.farm import COMMANDS as FARM_COMMANDS
+from ..source.farm import rebuild
+from ..sourcing import SourceOptions, make_sources
 from ..sources import default_cache_dir as default_sources_dir
 from ..sources import digest_file
 from ..verify import run_verify
@@ -167,6 +170,43 @@ def build(args) -> int:
         elif outcome.status in ("failed", "skipped"):
             print(printable(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}"), file=sys.stderr)
     return 1 if failed else 0
+
+
+def source(args) -> int:
+    recipe = _load(args.recipe)
+    targets = _builds(_targets(recipe, args.target, args.all), args.arch)
+    check_integer_settings()
+    engines = load_settings()
+    check_engines(targets, engines)
+    out = folder_path(args.out, f"--out {quoted(args.out, PATH_SHOWN)}").resolve()
+    options = SourceOptions(
+        out_dir=out,
+        sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve()
+                     if args.sources else default_sources_dir()),
+        revision=args.revision, quiet=args.json, engines=engines)
+    summary = []
+    for target in targets:
+        outcome = make_sources(recipe, target, options)
+        row = {"target": outcome.target, "log": str(outcome.log_path),
+               "sources": [{"kind": r.kind, "main": str(r.main), "files": [str(p) for p in r.files]}
+                           for r in outcome.results]}
+        for result in outcome.results:
+            if not args.json:
+                print(f"{result.main}  ({result.kind}: {len(result.files)} files)")
+        if args.rebuild:
+            for result in outcome.results:
+                if result.kind not in FARM_COMMANDS:
+                    continue
+                done = rebuild(target, result, out / target.name / "rebuilt", options.out_dir / "logs", args.json)
+                row.setdefault("rebuilt", []).extend(str(path) for path in done.files)
+                if not args.json:
+                    for path in done.files:
+                        print(f"{path}  (rebuilt from the {result.kind} source in {done.image}, "
+                              f"{done.seconds:.1f} s)")
+        summary.append(row)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    return 0
 
 
 def images(args) -> int:

@@ -38,6 +38,7 @@ class PackageSpec:
     shared_dirs: tuple[str, ...] = ()
     users: tuple[str, ...] = ()  # the accounts the package's files belong to
     groups: tuple[str, ...] = ()
+    suite: str = ""  # the target's distribution suite (bookworm), where it has one
 
 
 def own_entries(spec: PackageSpec) -> tuple[Entry, ...]:

@@ -19,7 +19,7 @@ from ..recipe.model import Target
 from ..sandbox.docker import client, import_rootfs
 from ..sandbox.images import DEFINITION_LABEL, PACKAGES_LABEL, ImageSpec
 from .base import PackageManager, Platform, Steps
-from .gnu import STRIP_SUFFIX, strip_steps
+from .gnu import GNU_STRIP, STRIP_SUFFIX, strip_steps
 
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
 VM_INITRAMFS_HOOK = Path(__file__).resolve().parent / "debian-initramfs-hook.sh"
@@ -31,6 +31,7 @@ OFFERED_SOURCES = "/etc/apt/sources.list.d/qmail-pkg-offered.list"
 class DebianPlatform(Platform):
     family = "debian"
     script_platform = "linux"
+    strip_command = GNU_STRIP
     noise_paths = (r"^/var/lib/(dpkg|apt)(/|$)", r"^/var/cache/(debconf|apt|ldconfig)(/|$)",
                    r"^/var/log/(dpkg\.log|apt|alternatives\.log)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = PackageManager(

@@ -18,7 +18,7 @@ from ..errors import SandboxError
 from ..recipe.model import Target
 from ..sandbox.images import DEFINITION_LABEL, ImageSpec, containers_dir
 from .base import PackageManager, Platform, Steps
-from .gnu import STRIP_SUFFIX, strip_steps
+from .gnu import GNU_STRIP, STRIP_SUFFIX, strip_steps
 
 # rpm's own dependency generator (rpm-build on RHEL, Debian's rpm package),
 # on the ELF files below the given roots.
@@ -52,6 +52,7 @@ RPM = PackageManager(
 class RhelPlatform(Platform):
     family = "rhel"
     script_platform = "linux"
+    strip_command = GNU_STRIP
     noise_paths = (r"^/var/lib/(rpm|dnf|alternatives)(/|$)", r"^/var/cache/(dnf|ldconfig)(/|$)",
                    r"^/var/log/(dnf|hawkey)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = RPM
