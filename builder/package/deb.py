@@ -17,7 +17,8 @@ from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
 from ..record import ManifestEntry
 from ..repo.apt import AptRepository
-from .base import Artifact, PackageSpec
+from .base import Artifact, BuildContext, PackageSpec
+from .debupload import write_upload
 from ..formats.debfile import read_deb
 from .nfpm import base_config, merge_relations, rfc3339, run_nfpm
 
@@ -188,6 +189,12 @@ class DebPackager:
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}_{self.version(spec)}_{spec.architecture}.deb"
+
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        """The .buildinfo and a binary upload's .changes (dput, reprepro include, debrebuild)."""
+        version = self.version(spec)
+        return write_upload(spec, artifact.path, version, changelog_text(spec, version), distribution(spec), context,
+                            out_dir)
 
     def _debian_files(self, spec: PackageSpec, workdir: Path) -> list[dict]:
         name = spec.meta.name

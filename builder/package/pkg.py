@@ -27,7 +27,7 @@ from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
 from ..record import ManifestEntry
 from ..repo.freebsd import PkgRepository
-from .base import Artifact, PackageSpec, own_entries
+from .base import Artifact, BuildContext, PackageSpec, own_entries
 from ..formats.pkgfile import PkgError, file_sum, perm, read_pkg, read_pkg_facts, symlink_sum, urlencode
 
 NOBODY = 65534
@@ -153,6 +153,9 @@ class PkgPackager:
             f"{len(archive.full.get('files', {}))} files, {len(archive.full.get('directories', {}))} folders, "
             f"abi {archive.full.get('abi')}, version {archive.full.get('version')}")
         return CheckResult(name, not problems, evidence)
+
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        return ()
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}-{self.version(spec)}.pkg"

@@ -20,7 +20,7 @@ from ..formats.facts import ContentEntry, PackageFacts
 from ..platforms import platform_for
 from ..record import ManifestEntry
 from ..repo.rpm import RpmRepository
-from .base import Artifact, PackageSpec, own_entries
+from .base import Artifact, BuildContext, PackageSpec, own_entries
 from .nfpm import base_config, merge_relations, run_nfpm
 from ..formats.rpmfile import FIELD_TAGS, read_rpm
 
@@ -136,6 +136,9 @@ class RpmPackager:
         summary = next((line for line in result.stdout.splitlines() if "packages and" in line),
                        result.stdout.strip()[-200:])
         return CheckResult("rpmlint: no error", not errors, "; ".join(errors[:6]) or summary.strip())
+
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        return ()
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}-{self.version(spec)}.{self.arch(spec)}.rpm"

@@ -17,7 +17,9 @@ import re
 from pathlib import Path
 
 from ..errors import BuildError
-from ..package.deb import DEBCONF_PREDEPENDS, RELATIONS, DebianOptions, DebPackager, changelog_text, lintian_overrides
+from ..package.deb import (DEBCONF_PREDEPENDS, RELATIONS, DebianOptions, DebPackager, changelog_text, distribution,
+                           lintian_overrides)
+from ..package.debupload import Listed, changes_text
 from ..package.nfpm import merge_relations
 from .base import PACKAGING, InstallItem, SourcePatch, SourceResult, SourceSpec
 from .shell import packaging_files, render
@@ -28,6 +30,15 @@ COMMON_LICENSES = ("Apache-2.0", "Artistic", "BSD", "CC0-1.0", "GFDL-1.2", "GFDL
                    "LGPL-2", "LGPL-2.1", "LGPL-3", "MPL-1.1", "MPL-2.0")
 ARCHIVE_SUFFIXES = {".tar.gz": "gz", ".tgz": "gz", ".tar.bz2": "bz2", ".tar.xz": "xz", ".tar.lzma": "lzma"}
 NSS_WRAPPER = "libnss-wrapper"
+SOURCE_OVERRIDES = """\
+# The debconf templates are the ones `qmail-pkg build` renders into its
+# package, byte for byte; translations are not kept here.
+{name} source: not-using-po-debconf
+{name} source: untranslatable-debconf-templates
+# The changelog's date is the sources' SOURCE_DATE_EPOCH, so that this
+# package's build gives the bytes `qmail-pkg build` gives.
+{name} source: timewarp-standards-version
+"""
 SCRIPTS = ("preinst", "postinst", "prerm", "postrm", "config")
 DATA = ("templates",)
 # dpkg-source unpacks a component into a folder of its name: letters, digits, '-'.
@@ -138,6 +149,7 @@ class DebianSource:
             ("debian/copyright", copyright_file(spec, options).encode(), 0o644),
             ("debian/rules", (Path(__file__).parent / "templates" / "debian" / "rules").read_bytes(), 0o755),
             ("debian/source/format", b"3.0 (quilt)\n", 0o644),
+            ("debian/source/lintian-overrides", SOURCE_OVERRIDES.format(name=spec.name).encode(), 0o644),
         ]
         common = spec.common_patches()
         if common:
@@ -187,6 +199,15 @@ class DebianSource:
         dsc = out_dir / f"{spec.name}_{version}.dsc"
         dsc.write_text(dsc_text(spec, version, origs, debian_tar), encoding="utf-8")
         written.append(dsc)
+        # a source upload's .changes, for dput to a farm (sign it with debsign)
+        meta = spec.package.meta
+        changes = out_dir / f"{spec.name}_{version}_source.changes"
+        listed = [(Listed.of(path), meta.section, meta.priority) for path in (dsc, *(path for path, _ in origs),
+                                                                             debian_tar)]
+        changes.write_text(changes_text(spec.package, spec.name, (spec.name,), version, "source",
+                                        changelog_text(spec.package, version), listed, distribution(spec.package)),
+                           encoding="utf-8")
+        written.append(changes)
         return SourceResult(self.kind, tuple(written), dsc)
 
 
