@@ -39,7 +39,12 @@ def test_artifact_and_record_written(built):
     assert "==> step 18/18" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
     # nothing but the finished files in the target folder
     provenance = built.record_path.name.replace(".build.json", ".intoto.json")
-    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name, provenance])
+    stem = deb.name.removesuffix(".deb")
+    companions = [f"{stem}.buildinfo", f"{stem}.changes"]  # for dput, reprepro include, debrebuild
+    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name, provenance,
+                                                                    *companions])
+    assert sorted(record["companions"]) == sorted(companions)
+    assert sorted(p.name for p in built.companions) == sorted(companions)
 
 
 def test_dpkg_deb_control_and_contents(built):

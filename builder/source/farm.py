@@ -23,7 +23,7 @@ from .base import SourceResult
 
 USER = "builder"
 HOME = f"/home/{USER}"
-WORK = f"{HOME}/farm"
+WORK = "/build/farm"  # under /build/, where dpkg-genbuildinfo records the Build-Path (as sbuild builds)
 MAX_FILE = 1 << 30
 
 
@@ -69,7 +69,8 @@ def rebuild(target: Target, source: SourceResult, out_dir: Path, log_dir: Path, 
     try:
         progress.stage(f"environment {BUILDD}")
         environment = prepare_environment(target, BUILDD, progress.line)
-        files = [path for path in source.files if path.is_file()]
+        # what a farm is given: the source package itself, not an upload's .changes
+        files = [path for path in source.files if path.is_file() and not path.name.endswith(".changes")]
         with open_sandbox(target, environment.reference, role="build",
                           labels={"qmail-pkg.target": target.name, "qmail-pkg.rebuild": source.kind}) as box:
             progress.stage("a user that is not root")
@@ -99,9 +100,9 @@ def rebuild(target: Target, source: SourceResult, out_dir: Path, log_dir: Path, 
 
 # What a farm runs, given the source package's main file name in $1.
 COMMANDS = {
-    "debian": 'id; dpkg-source -x "$1" tree && cd tree && dpkg-buildpackage -us -uc',
-    "srpm": 'id; rpmbuild --rebuild --nodeps --define "_topdir $HOME/rpmbuild" "$1"'
-            ' && find "$HOME/rpmbuild/RPMS" -name "*.rpm" -exec mv {} "$HOME/farm/" ";"',
+    "debian": 'id; echo "network: $(ls /sys/class/net)"; dpkg-source -x "$1" tree && cd tree && dpkg-buildpackage -us -uc',
+    "srpm": 'id; echo "network: $(ls /sys/class/net)"; rpmbuild --rebuild --nodeps --define "_topdir $HOME/rpmbuild" "$1"'
+            ' && find "$HOME/rpmbuild/RPMS" -name "*.rpm" -exec mv {} /build/farm/ ";"',
 }
 RESULTS = {"debian": WORK, "srpm": WORK}
 SUFFIXES = {"debian": (".deb", ".buildinfo", ".changes"), "srpm": (".rpm",)}
