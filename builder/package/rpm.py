@@ -43,6 +43,7 @@ class RpmOptions:
     license: str = ""  # as RPM spells it, when it differs from package.license
     # rpmlint findings the recipe justifies (regexes, as rpmlintrc's addFilter)
     rpmlint_filters: tuple[str, ...] = ()
+    build_requires: tuple[str, ...] = ()  # the .spec's BuildRequires (qmail-pkg source)
 
 
 class RpmPackager:
@@ -60,7 +61,7 @@ class RpmPackager:
         "additionalProperties": False,
         "properties": {
             **{key: {"type": "array", "items": RELATION}
-               for key in ("requires", "recommends", "provides", "conflicts", "obsoletes")},
+               for key in ("requires", "recommends", "provides", "conflicts", "obsoletes", "build_requires")},
             "group": {"type": "string", "pattern": "^[A-Za-z0-9 /._-]+$",
                       "x-messages": {"pattern": "must be an RPM group such as 'System Environment/Daemons'"}},
             "license": {"type": "string", "pattern": "^[A-Za-z0-9 ().+-]+$",

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from .base import InstallItem, SourcePackager, SourcePatch, SourceResult, SourceSpec, Upstream
 from .debian import DebianSource
+from .rpm import RpmSource
 
 SOURCE_PACKAGERS: dict[str, SourcePackager] = {
-    packager.format: packager for packager in (DebianSource(),)
+    packager.format: packager for packager in (DebianSource(), RpmSource())
 }
 
 __all__ = ["InstallItem", "SOURCE_PACKAGERS", "SourcePackager", "SourcePatch", "SourceResult", "SourceSpec",

@@ -31,9 +31,22 @@ class _Step:
     file: str
 
 
+def spec_text(value: object) -> str:
+    """filter `spec`: a value in an RPM spec, where % starts a macro."""
+    return str(value).replace("%", "%%")
+
+
+def make_text(value: object) -> str:
+    """filter `make`: a value in a Makefile, where $ expands and # starts a comment."""
+    return str(value).replace("$", "$$").replace("#", "\\#")
+
+
 def render(name: str, context: dict, text: bool = False) -> str:
     """A template below builder/source/templates: shell (values quoted) or text (values one line)."""
-    return template_environment(TEMPLATES, text).get_template(name).render(context)
+    environment = template_environment(TEMPLATES, text)
+    environment.filters.setdefault("spec", spec_text)
+    environment.filters.setdefault("make", make_text)
+    return environment.get_template(name).render(context)
 
 
 def env_script(spec: SourceSpec) -> str:
@@ -67,4 +80,4 @@ def packaging_files(spec: SourceSpec, items=None, extra: tuple[tuple[str, bytes]
     return sorted(files, key=lambda item: item.path)
 
 
-__all__ = ["PackagingFile", "env_script", "install_script", "packaging_files", "render"]
+__all__ = ["PackagingFile", "env_script", "install_script", "make_text", "packaging_files", "render", "spec_text"]
