@@ -9,7 +9,7 @@ set -eu
 cd "$(dirname "$0")"
 VENV=${QMAIL_PKG_VENV:-.venv}
 EMULATED="aarch64" # qemu's names of the architectures recipes build for besides the host's
-HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian piuparts adequate binutils daemontools rpm rpmlint createrepo-c apt-utils dpkg-dev reprepro dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils qemu-user-static binfmt-support"
+HOST_PACKAGES="docker.io mmdebstrap shellcheck lintian piuparts adequate binutils daemontools rpm rpmlint createrepo-c apt-utils dpkg-dev reprepro bmake dnf dnf-plugins-core zstd gnupg openssl diffoscope-minimal qemu-system-x86 qemu-utils qemu-user-static binfmt-support"
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -53,6 +53,7 @@ class FreeBSDOptions:
     licenselogic: str = "single"
     deps: tuple[PkgDep, ...] = ()
     conflicts: tuple[str, ...] = ()  # package name globs
+    build_depends: tuple[str, ...] = ()  # the port's BUILD_DEPENDS (qmail-pkg source): program:origin
 
 
 class PkgPackager:
@@ -95,13 +96,16 @@ class PkgPackager:
             },
             "conflicts": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._+*?-]+$",
                                                       "x-messages": {"pattern": "must be a package name or glob"}}},
+            "build_depends": {"type": "array", "items": {
+                "type": "string", "pattern": "^[A-Za-z0-9_./+-]+:[a-z0-9-]+/[A-Za-z0-9._+-]+$",
+                "x-messages": {"pattern": "must be program:origin, such as groff:textproc/groff"}}},
         },
     }
 
     def options(self, raw: dict[str, Any]) -> FreeBSDOptions:
         values = dict(raw)
         values["deps"] = tuple(PkgDep(**dep) for dep in values.get("deps", ()))
-        for key in ("categories", "licenses", "conflicts"):
+        for key in ("categories", "licenses", "conflicts", "build_depends"):
             if key in values:
                 values[key] = tuple(values[key])
         return FreeBSDOptions(**values)

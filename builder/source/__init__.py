@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from .base import InstallItem, SourcePackager, SourcePatch, SourceResult, SourceSpec, Upstream
 from .debian import DebianSource
+from .freebsd import FreeBSDPort
 from .rpm import RpmSource
 
 SOURCE_PACKAGERS: dict[str, SourcePackager] = {
-    packager.format: packager for packager in (DebianSource(), RpmSource())
+    packager.format: packager for packager in (DebianSource(), RpmSource(), FreeBSDPort())
 }
 
 __all__ = ["InstallItem", "SOURCE_PACKAGERS", "SourcePackager", "SourcePatch", "SourceResult", "SourceSpec",
