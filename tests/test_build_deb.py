@@ -36,7 +36,7 @@ def test_artifact_and_record_written(built):
     assert record["accounts"]["users"]["qmailq"]["uid"] == 974
     assert record["artifacts"][0]["sha256"] == __import__("hashlib").sha256(deb.read_bytes()).hexdigest()
     log = built.log_path.read_text()
-    assert "==> step 18/18" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
+    assert "==> step 19/19" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
     # nothing but the finished files in the target folder
     provenance = built.record_path.name.replace(".build.json", ".intoto.json")
     stem = deb.name.removesuffix(".deb")
