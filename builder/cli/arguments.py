@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="then build each source package as a farm does: in a clean container of the target "
                         "(build-essential, fakeroot, the declared build dependencies), network off, as a user that "
                         "is not root; the packages go to OUT/<target>/rebuilt/")
+    p.add_argument("--obs", metavar="DIR",
+                   help="also lay out the first Debian source and the first .spec of the targets as one Open Build "
+                        "Service package in DIR/<package>/ (name a Debian and an RPM target)")
     p.add_argument("--json", action="store_true", help="print a machine-readable summary")
     p.set_defaults(func=commands.source)
 

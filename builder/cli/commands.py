@@ -30,6 +30,7 @@ from ..sandbox.images import ROLES
 from ..selftest import run_selftest
 from ..source.farm import COMMANDS as FARM_COMMANDS
 from ..source.farm import rebuild
+from ..source.obs import obs_package
 from ..sourcing import SourceOptions, make_sources
 from ..sources import default_cache_dir as default_sources_dir
 from ..sources import digest_file
@@ -184,9 +185,11 @@ def source(args) -> int:
         sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve()
                      if args.sources else default_sources_dir()),
         revision=args.revision, quiet=args.json, engines=engines)
-    summary = []
+    obs = folder_path(args.obs, f"--obs {quoted(args.obs, PATH_SHOWN)}").resolve() if args.obs else None
+    summary, written = [], []
     for target in targets:
         outcome = make_sources(recipe, target, options)
+        written += outcome.results
         row = {"target": outcome.target, "log": str(outcome.log_path),
                "sources": [{"kind": r.kind, "main": str(r.main), "files": [str(p) for p in r.files]}
                            for r in outcome.results]}
@@ -204,6 +207,11 @@ def source(args) -> int:
                         print(f"{path}  (rebuilt from the {result.kind} source in {done.image}, "
                               f"{done.seconds:.1f} s)")
         summary.append(row)
+    if obs is not None:
+        folder = obs_package(written, obs / recipe.package.name, recipe.package.name)
+        summary.append({"obs": str(folder)})
+        if not args.json:
+            print(f"{folder}  (Open Build Service package: the Debian source and the .spec)")
     if args.json:
         print(json.dumps(summary, indent=1))
     return 0

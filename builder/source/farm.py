@@ -69,8 +69,9 @@ def rebuild(target: Target, source: SourceResult, out_dir: Path, log_dir: Path, 
     try:
         progress.stage(f"environment {BUILDD}")
         environment = prepare_environment(target, BUILDD, progress.line)
-        # what a farm is given: the source package itself, not an upload's .changes
-        files = [path for path in source.files if path.is_file() and not path.name.endswith(".changes")]
+        # what a farm is given: the source package itself (an SRPM is whole), not an upload's .changes
+        files = [source.main] if source.kind == "srpm" else [
+            path for path in source.files if path.is_file() and not path.name.endswith(".changes")]
         with open_sandbox(target, environment.reference, role="build",
                           labels={"qmail-pkg.target": target.name, "qmail-pkg.rebuild": source.kind}) as box:
             progress.stage("a user that is not root")

@@ -99,9 +99,11 @@ class RpmSource:
         return text
 
     def write(self, spec: SourceSpec, out_dir: Path, workdir: Path) -> SourceResult:
+        """The SRPM, and beside it rpm/ with the .spec and every file it names
+        (what Copr and mock take instead of an SRPM)."""
         if not shutil.which("rpmbuild"):
             raise BuildError("an SRPM is made with rpmbuild, which is not installed (apt-get install rpm)")
-        sources = workdir / "SOURCES"
+        sources = out_dir / "rpm"
         sources.mkdir()
         packaging_name = f"{spec.name}-{spec.version}-{PACKAGING}.tar.gz"
         write_tar_gz(sources / packaging_name,
@@ -111,7 +113,7 @@ class RpmSource:
             shutil.copyfile(upstream.path, sources / upstream.filename)
         for patch in spec.patches:
             (sources / patch.file_name).write_text(patch.diff, encoding="utf-8")
-        spec_path = out_dir / f"{spec.name}.spec"
+        spec_path = sources / f"{spec.name}.spec"
         spec_path.write_text(self.spec_text(spec, packaging_name), encoding="utf-8")
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir),
                "SOURCE_DATE_EPOCH": str(spec.plan.source_date_epoch), "LC_ALL": "C"}
@@ -127,7 +129,7 @@ class RpmSource:
         version = RpmPackager().version_of(spec.version, spec.package.revision, spec.package.version_suffix)
         if made[0].name != f"{spec.name}-{version}.src.rpm":
             raise BuildError(f"{spec.target.label}: rpmbuild made {made[0].name}, not {spec.name}-{version}.src.rpm")
-        return SourceResult(self.kind, (spec_path, made[0]), made[0])
+        return SourceResult(self.kind, (*sorted(sources.iterdir()), made[0]), made[0])
 
 
 @dataclass(frozen=True)
