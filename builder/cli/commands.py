@@ -186,6 +186,9 @@ def source(args) -> int:
                      if args.sources else default_sources_dir()),
         revision=args.revision, quiet=args.json, engines=engines)
     obs = folder_path(args.obs, f"--obs {quoted(args.obs, PATH_SHOWN)}").resolve() if args.obs else None
+    if obs is not None and not {"deb", "rpm"} <= {fmt for target in targets for fmt in target.formats}:
+        raise QmailPkgError("--obs lays out a Debian source package and an RPM .spec together: name a Debian "
+                            "target and an RPM target (e.g. --target debian-12 --target el-9)")
     summary, written = [], []
     for target in targets:
         outcome = make_sources(recipe, target, options)

@@ -10,6 +10,7 @@ own files) without the qmail accounts existing where it builds.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Protocol
@@ -20,6 +21,7 @@ from ..plan import Plan
 # Folder of the packaging's own files in every source package: the build
 # steps, the environment, the installer, the service files (the build's).
 PACKAGING = "qmail-pkg"
+HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 
 @dataclass(frozen=True)
@@ -70,13 +72,31 @@ class SourcePatch:
 
     @property
     def files(self) -> tuple[str, ...]:
-        """The paths it changes, relative to the top of the tree."""
-        found = []
-        for line in self.diff.splitlines():
-            if line.startswith("+++ ") or line.startswith("--- "):
-                path = line[4:]
-                if path != "/dev/null" and path[2:] not in found:
-                    found.append(path[2:])
+        """The paths it changes, relative to the top of the tree (hunks are
+        counted: a changed line that reads like a header is a line)."""
+        found: list[str] = []
+        lines = self.diff.splitlines()
+        index = 0
+        while index < len(lines):
+            line = lines[index]
+            hunk = HUNK.match(line)
+            if hunk:
+                old, new = int(hunk.group(2) or 1), int(hunk.group(4) or 1)
+                index += 1
+                while (old > 0 or new > 0) and index < len(lines):
+                    mark = lines[index][:1]
+                    old -= mark in (" ", "-")
+                    new -= mark in (" ", "+")
+                    index += 1
+                continue
+            if line.startswith("--- ") and index + 1 < len(lines) and lines[index + 1].startswith("+++ "):
+                for header in (line, lines[index + 1]):
+                    path = header[4:]
+                    if path != "/dev/null" and path[2:] not in found:
+                        found.append(path[2:])
+                index += 2
+                continue
+            index += 1
         return tuple(found)
 
 
@@ -160,4 +180,4 @@ class SourcePackager(Protocol):
         """Write the source package into out_dir (a private folder); return what it wrote."""
 
 
-__all__ = ["InstallItem", "PACKAGING", "SourcePackager", "SourcePatch", "SourceResult", "SourceSpec", "Upstream"]
+__all__ = ["HUNK", "InstallItem", "PACKAGING", "SourcePackager", "SourcePatch", "SourceResult", "SourceSpec", "Upstream"]

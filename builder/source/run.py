@@ -26,7 +26,7 @@ from ..progress import Progress
 from ..sandbox import Environment
 from ..staged import ContentStore, IdNames, StagedTree, harvest, read_tree
 from ..environment import open_sandbox
-from .base import SourcePatch, Upstream
+from .base import HUNK, SourcePatch, Upstream
 
 BUILD = "/build"
 SOURCE_TOP = f"{BUILD}/pkg"  # the tree, as the source package unpacks it
@@ -37,7 +37,7 @@ COMMON = f"{BUILD}/common"  # the tree after the changes every architecture make
 AFTER_CHANGE = Path(__file__).resolve().parent / "templates" / "run" / "after-change.sh"
 RESTORE = f"rm -rf {SOURCE_TOP} {BUILD}/before && cp -a {COMMON} {SOURCE_TOP} && cp -a {COMMON} {BUILD}/before"
 MAX_DIFF = 16 << 20  # bytes of one change's diff and listings
-_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
+
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ def rewrite_diff(raw: str, created: set[str], removed: set[str], where: str) -> 
             out.append("+++ /dev/null\n" if old in removed else f"+++ b/{old}\n")
             index += 2
             continue
-        match = _HUNK.match(line)
+        match = HUNK.match(line)
         if not match:
             raise BuildError(f"{where}: unexpected line in diff's output: {printable(line.rstrip()[:80])}")
         old_left = int(match.group(2) or 1)
