@@ -80,17 +80,18 @@ def rebuild(target: Target, source: SourceResult, out_dir: Path, log_dir: Path, 
                 raise BuildError(f"{target.label}: useradd {USER} failed in {environment.reference}")
             for path in files:
                 box.put_file(path.read_bytes(), f"{WORK}/{path.name}")
+            box.put_file(COMMANDS[source.kind].read_bytes(), f"{HOME}/farm.sh")
             box.run(["chown", "-R", f"{USER}:{USER}", WORK])
             progress.stage(f"{source.kind} build as {USER}, network off")
             env = {"HOME": HOME, "LC_ALL": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
                    "DEB_BUILD_OPTIONS": f"parallel={os.cpu_count() or 1}"}
-            code = box.run(["sh", "-euc", COMMANDS[source.kind], "farm", source.main.name], env=env, workdir=WORK,
-                           user=USER, on_output=progress.line)
+            code = box.run(["sh", f"{HOME}/farm.sh", source.main.name], env=env, workdir=WORK, user=USER,
+                           on_output=progress.line)
             if code != 0:
                 raise BuildError(f"{target.label}: the {source.kind} source package failed to build as a farm "
                                  f"builds it (exit {code}; log: {log_path})")
             out_dir.mkdir(parents=True, exist_ok=True)
-            results = _collect(box, RESULTS[source.kind], SUFFIXES[source.kind], out_dir)
+            results = _collect(box, WORK, SUFFIXES[source.kind], out_dir)
         if not results:
             raise BuildError(f"{target.label}: the {source.kind} build left no package (log: {log_path})")
         outcome = "ok: " + ", ".join(path.name for path in results)
@@ -99,13 +100,9 @@ def rebuild(target: Target, source: SourceResult, out_dir: Path, log_dir: Path, 
         progress.close(outcome)
 
 
-# What a farm runs, given the source package's main file name in $1.
-COMMANDS = {
-    "debian": 'id; echo "network: $(ls /sys/class/net)"; dpkg-source -x "$1" tree && cd tree && dpkg-buildpackage -us -uc',
-    "srpm": 'id; echo "network: $(ls /sys/class/net)"; rpmbuild --rebuild --nodeps --define "_topdir $HOME/rpmbuild" "$1"'
-            ' && find "$HOME/rpmbuild/RPMS" -name "*.rpm" -exec mv {} /build/farm/ ";"',
-}
-RESULTS = {"debian": WORK, "srpm": WORK}
+# What a farm runs (templates/farm/<kind>.sh), given the source package's main file in $1.
+FARM_SCRIPTS = Path(__file__).resolve().parent / "templates" / "farm"
+COMMANDS = {kind: FARM_SCRIPTS / f"{kind}.sh" for kind in ("debian", "srpm")}
 SUFFIXES = {"debian": (".deb", ".buildinfo", ".changes"), "srpm": (".rpm",)}
 
 __all__ = ["COMMANDS", "Rebuild", "rebuild"]

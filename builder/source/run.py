@@ -33,9 +33,8 @@ SOURCE_TOP = f"{BUILD}/pkg"  # the tree, as the source package unpacks it
 DIFFS = f"{BUILD}/diffs"
 RUN_FILES = f"{BUILD}/.qmail-pkg"
 PATCH_FILES = f"{BUILD}/patches"
-COMMON = f"{BUILD}/common"  # the tree after the changes every architecture makes
-AFTER_CHANGE = Path(__file__).resolve().parent / "templates" / "run" / "after-change.sh"
-RESTORE = f"rm -rf {SOURCE_TOP} {BUILD}/before && cp -a {COMMON} {SOURCE_TOP} && cp -a {COMMON} {BUILD}/before"
+# the sandbox side of the run: static scripts, copied in beside the patches
+RUN_SCRIPTS = Path(__file__).resolve().parent / "templates" / "run"
 MAX_DIFF = 16 << 20  # bytes of one change's diff and listings
 
 
@@ -251,8 +250,7 @@ def run_source(plan: Plan, upstreams: tuple[Upstream, ...], trees: dict[str, Pat
     for patch in target.patches:
         shutil.copy2(patch.file, patch_dir / patch.file.name)
     run_dir = workdir / "run"
-    run_dir.mkdir()
-    shutil.copyfile(AFTER_CHANGE, run_dir / "after-change.sh")
+    shutil.copytree(RUN_SCRIPTS, run_dir)
     puts = [(trees[upstream.name], folder_of(upstream)) for upstream in upstreams]
     puts += [(patch_dir, PATCH_FILES), (run_dir, RUN_FILES)]
     labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name,
@@ -261,18 +259,18 @@ def run_source(plan: Plan, upstreams: tuple[Upstream, ...], trees: dict[str, Pat
         progress.stage("copy sources in")
         sandbox.put_trees(puts)
         runner = _Runner(sandbox, plan, progress, env)
-        runner.run(["sh", "-c", f"mkdir {DIFFS} && cp -a {SOURCE_TOP} {BUILD}/before"], "copying the pristine tree")
+        runner.run(["sh", f"{RUN_FILES}/start.sh"], "copying the pristine tree")
         for number, change in enumerate(changes, 1):
             if number == len(common) + 1:
-                runner.run(["cp", "-a", SOURCE_TOP, COMMON], "keeping the tree of every architecture")
+                runner.run(["sh", f"{RUN_FILES}/keep-common.sh"], "keeping the tree of every architecture")
             if change.architectures:
                 # each on top of the changes every architecture makes, alone
-                runner.run(["sh", "-c", RESTORE], "restoring the tree of every architecture")
+                runner.run(["sh", f"{RUN_FILES}/restore-common.sh"], "restoring the tree of every architecture")
             progress.stage(f"change {number}/{len(changes)}: {change.subject}")
             runner.run(change.argv, f"change {number} ({change.subject})")
             runner.run(["sh", f"{RUN_FILES}/after-change.sh", str(number)], f"diffing change {number}")
         if restricted:
-            runner.run(["sh", "-c", RESTORE], "restoring the tree of every architecture")
+            runner.run(["sh", f"{RUN_FILES}/restore-common.sh"], "restoring the tree of every architecture")
             for change in restricted:  # this build's own, as its architecture's farm build applies them
                 if target.architecture in change.architectures:
                     runner.run(change.argv, change.subject)
