@@ -13,8 +13,9 @@ VENV=${QMAIL_PKG_VENV:-.venv}
 # builder/setup-host.sh): for the front page's tests a browser, the Nu
 # validator's Java (vnu-jar itself comes from npm), tidy, ip for the browser's
 # network namespace; rsync for gitlab-ci-local's shell isolation (gitlab-ci-local
-# itself the tests install with npm).
-TEST_PACKAGES="chromium default-jre-headless tidy iproute2 rsync"
+# itself the tests install with npm); dpkg-source, reprepro and bmake read
+# the source packages and the .changes as a farm and a port would.
+TEST_PACKAGES="chromium default-jre-headless tidy iproute2 rsync dpkg-dev reprepro bmake"
 
 say() { printf '==> %s\n' "$*" >&2; }
 

@@ -7,6 +7,7 @@ it, and so does validate's dry run (preflight.py)."""
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 
 from .package import Packager, PackageSpec, packager_for
 from .plan import Plan
@@ -48,6 +49,18 @@ def complete_tree(tree: StagedTree, model: ScriptModel, plan: Plan) -> StagedTre
         for link, target in model.sendmail_links:
             tree = tree.with_symlink(link, target)
     return tree
+
+
+def completed(plan: Plan, tree: StagedTree) -> tuple[StagedTree, ScriptModel]:
+    """The staged tree with what the package adds, and the script model that
+    knows every file it ships (a takeover backs those up)."""
+    model = script_model_of(plan, tree)
+    tree = complete_tree(tree, model, plan)
+    state = plan.recipe.layout.state
+    model = replace(model, shipped=tuple(
+        e.path for e in tree.entries
+        if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in state)))
+    return tree, model
 
 
 def description(plan: Plan) -> str:
@@ -95,7 +108,8 @@ def package_spec(plan: Plan, tree: StagedTree, model: ScriptModel, packager: Pac
         shared_dirs=shared,
         users=tuple(user.name for user in plan.target.accounts.users),
         groups=tuple(group.name for group in plan.target.accounts.groups),
+        suite=plan.target.suite,
     )
 
 
-__all__ = ["complete_tree", "description", "package_spec", "script_model_of"]
+__all__ = ["complete_tree", "completed", "description", "package_spec", "script_model_of"]

@@ -21,13 +21,13 @@ from .provenance import statement
 from .engines import Engine, engine_for
 from .errors import BuildError
 from .formats.facts import PackageFacts
-from .package import Artifact, packager_for
+from .package import Artifact, BuildContext, packager_for
 from .package.expect import expectation, expectation_problems
 from .record import SUFFIX as RECORD_SUFFIX
 from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, PatchRecord, SourceRecord, UserRecord
 from .recipe.options import Choices, variant_recipe
 from .recipe.options import resolve as resolve_options
-from .packaging import complete_tree, package_spec, script_model_of
+from .packaging import completed, package_spec
 from .platforms import platform_for
 from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
 from .progress import Board, Progress
@@ -76,6 +76,7 @@ class BuildResult:
     log_path: Path
     durations: dict[str, float] = field(default_factory=dict)
     cached: bool = False
+    companions: tuple[Path, ...] = ()  # written beside the artifacts for the formats' own tools
 
 
 def _prepare_sources(recipe: Recipe, options: BuildOptions, workdir: Path) -> tuple[PreparedSource, ...]:
@@ -299,14 +300,22 @@ def _provenance(record_path: Path) -> Path:
     return record_path.with_name(record_path.name.replace(".build.json", ".intoto.json"))
 
 
-def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path]:
-    """The cached artifacts and record, copied into the private folder."""
+def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path, list[Path]]:
+    """The cached artifacts, record and companions, copied into the private folder."""
     for name in entry.files:
         shutil.copyfile(entry.folder / name, staging / name)
     record_name = next(name for name in entry.files if name.endswith(RECORD_SUFFIX))
     record = BuildRecord.read(staging / record_name)
     artifacts = [Artifact(staging / row.file, row.format, row.sha256, row.size, row.version) for row in record.artifacts]
-    return artifacts, staging / record_name
+    return artifacts, staging / record_name, [staging / name for name, _ in record.companions]
+
+
+def _context(plan: Plan, output: BuildOutput) -> BuildContext:
+    """What the format's own tools learn about this build (Debian's .buildinfo)."""
+    packages = dict(output.environment.details).get("packages", "")
+    return BuildContext(installed=tuple(packages.split()), build_path=f"{SOURCES_IN_SANDBOX}/{plan.sources[0].name}",
+                        build_date=int(time.time()), architecture=plan.target.architecture,
+                        environment=(("LC_ALL", "C"), ("SOURCE_DATE_EPOCH", str(plan.source_date_epoch))))
 
 
 def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> BuildResult:
@@ -334,17 +343,19 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
         entry = cache.get(key) if options.use_cache else None
         if entry is not None:
             progress.stage(f"cached build {key[:16]}")
-            artifacts, record_path = _from_cache(entry, staging)
+            artifacts, record_path, companions = _from_cache(entry, staging)
             cached = True
         else:
-            artifacts, record_path = _build_and_package(plan, environment, key, options, progress, staging, workdir,
-                                                        engine)
-            cache.put(key, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
+            artifacts, record_path, companions = _build_and_package(plan, environment, key, options, progress, staging,
+                                                                    workdir, engine)
+            cache.put(key, [a.path for a in artifacts] + companions + [record_path, _provenance(record_path)])
             cached = False
-        placed = _place(options, target, [a.path for a in artifacts] + [record_path, _provenance(record_path)])
+        placed = _place(options, target, [a.path for a in artifacts] + [record_path, _provenance(record_path)]
+                        + companions)
         final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed)]
         outcome = ("ok (cached): " if cached else "ok: ") + ", ".join(a.path.name for a in final)
-        return BuildResult(target.label, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached)
+        return BuildResult(target.label, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached,
+                           tuple(placed[len(artifacts) + 2:]))
     finally:
         progress.close(outcome)
         shutil.rmtree(staging, ignore_errors=True)
@@ -352,15 +363,11 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
 
 
 def _build_and_package(plan: Plan, environment: Environment, key: str, options: BuildOptions, progress: Progress,
-                       staging: Path, workdir: Path, engine: Engine | None) -> tuple[list[Artifact], Path]:
+                       staging: Path, workdir: Path, engine: Engine | None) -> tuple[list[Artifact], Path, list[Path]]:
     recipe, target = plan.recipe, plan.target
     output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation, engine)
-    model = script_model_of(plan, output.tree)
-    tree = complete_tree(output.tree, model, plan)
-    model = replace(model, shipped=tuple(
-        e.path for e in tree.entries
-        if e.kind in ("file", "symlink") and not any(e.is_below(folder) for folder in recipe.layout.state)))
-    artifacts, facts = [], []
+    tree, model = completed(plan, output.tree)
+    artifacts, facts, companions = [], [], []
     manifest = tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
                      for e in tree.entries)
     for fmt in target.formats:
@@ -379,8 +386,10 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
             raise BuildError(f"{target.label}: {artifact.path.name} is not what the recipe makes: {problems[0]}")
         artifacts.append(artifact)
         facts.append(read_back)
+        companions += packager.companions(spec, artifact, _context(plan, output), staging)
     progress.stage("write build record")
     record = _record(plan, output, artifacts, facts, dict(progress.durations), tree, key)
+    record = replace(record, companions=tuple((path.name, digest_file(path, "sha256")) for path in companions))
     record_path = record.write(staging)
     (staging / record.provenance_name).write_text(json.dumps(statement(record), indent=1, sort_keys=True) + "\n")
-    return artifacts, record_path
+    return artifacts, record_path, companions

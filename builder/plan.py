@@ -135,6 +135,15 @@ def _title(script: str) -> str:
     return text if len(text) <= 72 else text[:69] + "..."
 
 
+def account_ids(target: Target) -> dict[str, str]:
+    """The accounts' ids for the steps, as name=id pairs (root=0 first): a
+    recipe compiles them in from here, never from the build machine's
+    passwd, which a farm building the source package does not fill."""
+    users = " ".join(["root=0", *(f"{user.name}={user.uid}" for user in target.accounts.users)])
+    groups = " ".join(["root=0", *(f"{group.name}={group.gid}" for group in target.accounts.groups)])
+    return {"ACCOUNT_UIDS": users, "ACCOUNT_GIDS": groups}
+
+
 def make_plan(
     recipe: Recipe,
     target: Target,
@@ -162,6 +171,7 @@ def make_plan(
     }
     for source in sources:
         env[f"SRC_{source.name.upper()}"] = f"{SOURCES_IN_SANDBOX}/{source.name}"
+    env.update(account_ids(target))
     env.update(dict(target.env))
 
     userland = platform_for(target.userland)

@@ -34,10 +34,15 @@ def test_artifact_and_record_written(built):
     assert record["accounts"]["users"]["qmailq"]["uid"] == 974
     assert record["artifacts"][0]["sha256"] == __import__("hashlib").sha256(deb.read_bytes()).hexdigest()
     log = built.log_path.read_text()
-    assert "==> step 17/17" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
+    assert "==> step 19/19" in log and "libsyncdir.a" in log and "ok: qmail-syncdir_1.03-1+deb12_amd64.deb" in log
     # nothing but the finished files in the target folder
     provenance = built.record_path.name.replace(".build.json", ".intoto.json")
-    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name, provenance])
+    stem = deb.name.removesuffix(".deb")
+    companions = [f"{stem}.buildinfo", f"{stem}.changes"]  # for dput, reprepro include, debrebuild
+    assert sorted(p.name for p in deb.parent.iterdir()) == sorted([deb.name, built.record_path.name, provenance,
+                                                                    *companions])
+    assert sorted(record["companions"]) == sorted(companions)
+    assert sorted(p.name for p in built.companions) == sorted(companions)
 
 
 def test_dpkg_deb_control_and_contents(built):

@@ -122,8 +122,10 @@ def test_real_recipe_targets_resolve_anchors_and_overrides() -> None:
     # *linux_errno: every target gets the same errno fix before build.steps
     assert d11.steps == d12.steps == d13.steps
     assert "extern int errno" in d13.steps[0]
-    assert d13.steps[1].startswith("# relink every program against syncdir")
-    assert [phase for phase, _ in d13.phased_steps({"syncdir": True})] == ["prepare"] * 4 + ["build"] * 2 + ["install"]
+    assert d13.steps[1].startswith("# compile the accounts' ids from the recipe")
+    assert d13.steps[2].startswith("# build as any user: qmail's chkshsgr")
+    assert d13.steps[3].startswith("# relink every program against syncdir")
+    assert [phase for phase, _ in d13.phased_steps({"syncdir": True})] == ["prepare"] * 6 + ["build"] * 2 + ["install"]
     assert d13.steps[-1].rstrip().endswith('setup check')
     assert any('#include "alloc.h"' in step for step in d13.steps)  # survives YAML comments
     assert d13.cflags == ("-Wno-error=implicit-function-declaration", "-Wno-error=implicit-int")
@@ -753,7 +755,7 @@ def test_unquoted_step_cut_by_a_yaml_comment_is_an_error(tmp_path: Path) -> None
         '    - cd "$SRC_QMAIL" && sed -i \'1i #include "alloc.h"\' spawn.c\n    - phase: install\n',
     )
     (problem,) = problems_of(tmp_path, text)
-    assert re.match(r"F:\d+:7: build\.steps\[5\]: this unquoted step ends where ' #' starts a YAML comment", problem)
+    assert re.match(r"F:\d+:7: build\.steps\[7\]: this unquoted step ends where ' #' starts a YAML comment", problem)
 
 
 def test_comments_after_quoted_steps_and_other_fields_are_fine(tmp_path: Path) -> None:
@@ -769,5 +771,5 @@ def test_a_step_out_of_phase_order_is_named(tmp_path: Path) -> None:
                 '        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n    - {phase: prepare, run: "touch late"}\n')
     problems = problems_of(tmp_path, text)
     assert problems and all(
-        re.match(r"F:\d+:7: build\.steps\[6\]: prepare step after the install step at build\.steps\[5\] in target "
+        re.match(r"F:\d+:7: build\.steps\[8\]: prepare step after the install step at build\.steps\[7\] in target "
                  r"'[a-z0-9-]+': steps run prepare, then build, then install$", problem) for problem in problems)

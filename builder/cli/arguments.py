@@ -127,6 +127,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="report targets whose image or jail this host cannot have as skipped, not failed")
     p.set_defaults(func=commands.build)
 
+    p = sub.add_parser("source", help="write the targets' source packages for build farms: a Debian source "
+                                      "package, an SRPM and its .spec, a FreeBSD port")
+    target_args(p)
+    p.add_argument("--out", default="dist", help="output folder (default: dist); each target's go to OUT/<target>/")
+    p.add_argument("--sources", help="source cache folder (default: $QMAIL_PKG_SOURCES or XDG cache)")
+    p.add_argument("--revision", type=whole_number(1, MAX_REVISION),
+                   help="package revision instead of the recipe's release")
+    p.add_argument("--rebuild", action="store_true",
+                   help="then build each source package as a farm does: in a clean container of the target "
+                        "(build-essential, fakeroot, the declared build dependencies), network off, as a user that "
+                        "is not root; the packages go to OUT/<target>/rebuilt/")
+    p.add_argument("--obs", metavar="DIR",
+                   help="also lay out the first Debian source and the first .spec of the targets as one Open Build "
+                        "Service package in DIR/<package>/ (name a Debian and an RPM target)")
+    p.add_argument("--json", action="store_true", help="print a machine-readable summary")
+    p.set_defaults(func=commands.source)
+
     p = sub.add_parser("images", help="make sure the base images exist (bootstrap them if not)")
     target_args(p)
     p.add_argument("--verify", action="store_true", help="also the verification images")

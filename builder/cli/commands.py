@@ -32,6 +32,10 @@ from ..sandbox.docker import remove_leftovers
 from ..sandbox.images import ROLES
 from ..selftest import run_selftest
 from ..shipped import example_recipe, host_setup_script
+from ..source.farm import COMMANDS as FARM_COMMANDS
+from ..source.farm import rebuild
+from ..source.obs import obs_package
+from ..sourcing import SourceOptions, make_sources
 from ..sources import default_cache_dir as default_sources_dir
 from ..sources import digest_file, fetch_all
 from ..verify import run_verify
@@ -203,6 +207,53 @@ def build(args) -> int:
         elif outcome.status in ("failed", "skipped"):
             print(printable(f"qmail-pkg: {outcome.target}: {outcome.status}: {outcome.reason}"), file=sys.stderr)
     return 1 if failed else 0
+
+
+def source(args) -> int:
+    recipe = _load(args.recipe)
+    targets = _builds(_targets(recipe, args.target, args.all), args.arch)
+    check_integer_settings()
+    engines = load_settings()
+    check_engines(targets, engines)
+    out = folder_path(args.out, f"--out {quoted(args.out, PATH_SHOWN)}").resolve()
+    options = SourceOptions(
+        out_dir=out,
+        sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve()
+                     if args.sources else default_sources_dir()),
+        revision=args.revision, quiet=args.json, engines=engines)
+    obs = folder_path(args.obs, f"--obs {quoted(args.obs, PATH_SHOWN)}").resolve() if args.obs else None
+    if obs is not None and not {"deb", "rpm"} <= {fmt for target in targets for fmt in target.formats}:
+        raise QmailPkgError("--obs lays out a Debian source package and an RPM .spec together: name a Debian "
+                            "target and an RPM target (e.g. --target debian-12 --target el-9)")
+    summary, written = [], []
+    for target in targets:
+        outcome = make_sources(recipe, target, options)
+        written += outcome.results
+        row = {"target": outcome.target, "log": str(outcome.log_path),
+               "sources": [{"kind": r.kind, "main": str(r.main), "files": [str(p) for p in r.files]}
+                           for r in outcome.results]}
+        for result in outcome.results:
+            if not args.json:
+                print(f"{result.main}  ({result.kind}: {len(result.files)} files)")
+        if args.rebuild:
+            for result in outcome.results:
+                if result.kind not in FARM_COMMANDS:
+                    continue
+                done = rebuild(target, result, out / target.name / "rebuilt", options.out_dir / "logs", args.json)
+                row.setdefault("rebuilt", []).extend(str(path) for path in done.files)
+                if not args.json:
+                    for path in done.files:
+                        print(f"{path}  (rebuilt from the {result.kind} source in {done.image}, "
+                              f"{done.seconds:.1f} s)")
+        summary.append(row)
+    if obs is not None:
+        folder = obs_package(written, obs / recipe.package.name, recipe.package.name)
+        summary.append({"obs": str(folder)})
+        if not args.json:
+            print(f"{folder}  (Open Build Service package: the Debian source and the .spec)")
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    return 0
 
 
 def images(args) -> int:

@@ -11,7 +11,7 @@ adding a module and one line in PACKAGERS.
 
 from __future__ import annotations
 
-from .base import Artifact, Packager, PackageSpec
+from .base import Artifact, BuildContext, Packager, PackageSpec
 from .deb import DebPackager
 from .pkg import PkgPackager
 from .rpm import RpmPackager
@@ -28,4 +28,4 @@ def packager_for(fmt: str) -> Packager:
         raise ValueError(f"no packager for format {fmt!r} (known: {', '.join(sorted(PACKAGERS))})") from None
 
 
-__all__ = ["PACKAGERS", "Artifact", "PackageSpec", "Packager", "packager_for"]
+__all__ = ["PACKAGERS", "Artifact", "BuildContext", "PackageSpec", "Packager", "packager_for"]

@@ -39,6 +39,19 @@ class PackageSpec:
     shared_dirs: tuple[str, ...] = ()
     users: tuple[str, ...] = ()  # the accounts the package's files belong to
     groups: tuple[str, ...] = ()
+    suite: str = ""  # the target's distribution suite (bookworm), where it has one
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Where and how the build ran, for files a format's own tools read
+    beside the package (Debian: .buildinfo, .changes)."""
+
+    installed: tuple[str, ...]  # name=version of every package of the build image
+    build_path: str  # where the sources were built, in the sandbox (a fixed folder)
+    build_date: int  # seconds since the epoch
+    architecture: str  # the build machine's, as the recipe spells it
+    environment: tuple[tuple[str, str], ...] = ()  # the variables a rebuild must set the same
 
 
 def own_entries(spec: PackageSpec) -> tuple[Entry, ...]:
@@ -110,3 +123,6 @@ class Packager(Protocol):
 
     def build(self, spec: PackageSpec, out_dir: Path, workdir: Path) -> Artifact:
         """Write the artifact into out_dir (a private temporary folder); return it."""
+
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        """Files written beside the artifact for the format's own tools (none for most)."""

@@ -17,9 +17,10 @@ from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
 from ..record import ManifestEntry
 from ..repo.apt import AptRepository
-from ..repo.base import RepositoryWriter
-from .base import Artifact, PackageSpec
 from ..formats.debfile import deb_files, read_deb
+from ..repo.base import RepositoryWriter
+from .base import Artifact, BuildContext, PackageSpec
+from .debupload import write_upload
 from .nfpm import base_config, merge_relations, rfc3339, run_nfpm
 
 RELATIONS = ("depends", "recommends", "suggests", "provides", "conflicts", "replaces")
@@ -28,8 +29,20 @@ DEBCONF_PREDEPENDS = "debconf (>= 0.5) | debconf-2.0"
 
 
 @dataclass(frozen=True)
+class CopyrightParagraph:
+    """One Files paragraph of the source package's debian/copyright (DEP-5)."""
+
+    files: tuple[str, ...]  # DEP-5 patterns: "*", "syncdir/*", "debian/*"
+    copyright: str
+    license: str  # DEP-5 short name: public-domain, GPL-2+ ...
+    notice: tuple[str, ...] = ()  # the licence as upstream states it, one line each
+
+
+@dataclass(frozen=True)
 class DebianOptions:
-    """The recipe's `debian:` section: Debian relations and lintian overrides."""
+    """The recipe's `debian:` section: Debian relations and lintian overrides,
+    and for the source package (qmail-pkg source) its Build-Depends beyond
+    build-essential and its machine-readable copyright."""
 
     depends: tuple[str, ...] = ()
     recommends: tuple[str, ...] = ()
@@ -39,18 +52,41 @@ class DebianOptions:
     replaces: tuple[str, ...] = ()
     # Shipped as /usr/share/lintian/overrides/<name>: "tag [pointer]" per line.
     lintian_overrides: tuple[str, ...] = ()
+    build_depends: tuple[str, ...] = ()
+    copyright: tuple[CopyrightParagraph, ...] = ()
+
+
+def rfc2822(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+
+def distribution(spec: PackageSpec) -> str:
+    """The changelog's (and an upload's) distribution: the target's suite."""
+    return spec.suite or "unstable"
+
+
+def changelog_text(spec: PackageSpec, version: str) -> str:
+    """A one-entry Debian changelog for this build (the source package's
+    debian/changelog is this text too)."""
+    return (
+        f"{spec.meta.name} ({version}) {distribution(spec)}; urgency=medium\n\n"
+        f"  * Built by qmail-pkg from its recipe; see the build record for sources\n"
+        f"    and their checksums.\n\n"
+        f" -- {spec.meta.maintainer}  {rfc2822(spec.source_date_epoch)}\n"
+    )
 
 
 def changelog(spec: PackageSpec, version: str) -> bytes:
-    """A one-entry Debian changelog for this build, gzipped reproducibly."""
-    when = datetime.fromtimestamp(spec.source_date_epoch, tz=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    text = (
-        f"{spec.meta.name} ({version}) unstable; urgency=medium\n\n"
-        f"  * Built by qmail-pkg from its recipe; see the build record for sources\n"
-        f"    and their checksums.\n\n"
-        f" -- {spec.meta.maintainer}  {when}\n"
-    )
-    return gzip.compress(text.encode(), compresslevel=9, mtime=0)
+    """The changelog gzipped reproducibly: the bytes of `gzip -9n` (what a
+    source package's build writes from debian/changelog)."""
+    return gzip.compress(changelog_text(spec, version).encode(), compresslevel=9, mtime=0)
+
+
+def lintian_overrides(spec: PackageSpec) -> bytes:
+    """/usr/share/lintian/overrides/<name>: the recipe's, the package name prefixed."""
+    options: DebianOptions = spec.options or DebianOptions()
+    return "".join(f"{override}\n" if override.startswith("#") else f"{spec.meta.name}: {override}\n"
+                   for override in options.lintian_overrides).encode()
 
 
 class DebPackager:
@@ -78,11 +114,34 @@ class DebPackager:
                 "items": {"type": "string", "pattern": "^(#.*|[a-z0-9][a-z0-9-]*( .+)?)$",
                           "x-messages": {"pattern": "must be 'tag [pointer]' or a '#' comment"}},
             },
+            "build_depends": {"$ref": "#/$defs/relationList"},
+            "copyright": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["files", "copyright", "license"],
+                    "properties": {
+                        "files": {"type": "array", "minItems": 1,
+                                  "items": {"type": "string", "pattern": "^[A-Za-z0-9_.*?/+-]+$",
+                                            "x-messages": {"pattern": "must be a DEP-5 file pattern such as "
+                                                                      "'*' or 'syncdir/*'"}}},
+                        "copyright": {"type": "string", "minLength": 1},
+                        "license": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9.+ -]*$",
+                                    "x-messages": {"pattern": "must be a DEP-5 licence name such as "
+                                                              "'GPL-2+' or 'public-domain'"}},
+                        "notice": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
         },
     }
 
     def options(self, raw: dict[str, Any]) -> DebianOptions:
-        return DebianOptions(**{key: tuple(value) for key, value in raw.items()})
+        values = {key: tuple(value) for key, value in raw.items() if key != "copyright"}
+        paragraphs = tuple(CopyrightParagraph(tuple(item["files"]), item["copyright"], item["license"],
+                                              tuple(item.get("notice", ()))) for item in raw.get("copyright", ()))
+        return DebianOptions(**values, copyright=paragraphs)
 
     def version_of(self, upstream: str, revision: int, suffix: str) -> str:
         return f"{upstream}-{revision}{suffix}"
@@ -135,17 +194,19 @@ class DebPackager:
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}_{self.version(spec)}_{spec.architecture}.deb"
 
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        """The .buildinfo and a binary upload's .changes (dput, reprepro include, debrebuild)."""
+        version = self.version(spec)
+        return write_upload(spec, artifact.path, version, changelog_text(spec, version), distribution(spec), context,
+                            out_dir)
+
     def _debian_files(self, spec: PackageSpec, workdir: Path) -> list[dict]:
         name = spec.meta.name
         options: DebianOptions = spec.options or DebianOptions()
         info = {"mode": 0o644, "owner": "root", "group": "root", "mtime": rfc3339(spec.source_date_epoch)}
         files = {f"/usr/share/doc/{name}/changelog.Debian.gz": changelog(spec, self.version(spec))}
         if options.lintian_overrides:
-            lines = "".join(
-                f"{override}\n" if override.startswith("#") else f"{name}: {override}\n"
-                for override in options.lintian_overrides
-            )
-            files[f"/usr/share/lintian/overrides/{name}"] = lines.encode()
+            files[f"/usr/share/lintian/overrides/{name}"] = lintian_overrides(spec)
         rows = []
         for index, (dst, data) in enumerate(sorted(files.items())):
             src = workdir / f"debian-file-{index}"

@@ -28,7 +28,7 @@ from ..platforms import platform_for
 from ..record import ManifestEntry
 from ..repo.base import RepositoryWriter
 from ..repo.freebsd import PkgRepository
-from .base import Artifact, PackageSpec, own_entries
+from .base import Artifact, BuildContext, PackageSpec, own_entries
 from ..formats.pkgfile import PkgError, file_sum, perm, read_pkg, read_pkg_facts, symlink_sum, urlencode
 
 NOBODY = 65534
@@ -54,6 +54,7 @@ class FreeBSDOptions:
     licenselogic: str = "single"
     deps: tuple[PkgDep, ...] = ()
     conflicts: tuple[str, ...] = ()  # package name globs
+    build_depends: tuple[str, ...] = ()  # the port's BUILD_DEPENDS (qmail-pkg source): program:origin
 
 
 class PkgPackager:
@@ -96,13 +97,16 @@ class PkgPackager:
             },
             "conflicts": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._+*?-]+$",
                                                       "x-messages": {"pattern": "must be a package name or glob"}}},
+            "build_depends": {"type": "array", "items": {
+                "type": "string", "pattern": "^[A-Za-z0-9_./+-]+:[a-z0-9-]+/[A-Za-z0-9._+-]+$",
+                "x-messages": {"pattern": "must be program:origin, such as groff:textproc/groff"}}},
         },
     }
 
     def options(self, raw: dict[str, Any]) -> FreeBSDOptions:
         values = dict(raw)
         values["deps"] = tuple(PkgDep(**dep) for dep in values.get("deps", ()))
-        for key in ("categories", "licenses", "conflicts"):
+        for key in ("categories", "licenses", "conflicts", "build_depends"):
             if key in values:
                 values[key] = tuple(values[key])
         return FreeBSDOptions(**values)
@@ -157,6 +161,9 @@ class PkgPackager:
             f"{len(archive.full.get('files', {}))} files, {len(archive.full.get('directories', {}))} folders, "
             f"abi {archive.full.get('abi')}, version {archive.full.get('version')}")
         return CheckResult(name, not problems, evidence)
+
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        return ()
 
     def file_name(self, spec: PackageSpec) -> str:
         # pkg's own NAME-VERSION.pkg names every release and architecture

@@ -21,7 +21,7 @@ from ..platforms import platform_for
 from ..record import ManifestEntry
 from ..repo.base import RepositoryWriter
 from ..repo.rpm import RpmRepository
-from .base import Artifact, PackageSpec, own_entries
+from .base import Artifact, BuildContext, PackageSpec, own_entries
 from .nfpm import base_config, merge_relations, run_nfpm
 from ..formats.rpmfile import FIELD_TAGS, read_rpm, rpm_files
 
@@ -44,6 +44,7 @@ class RpmOptions:
     license: str = ""  # as RPM spells it, when it differs from package.license
     # rpmlint findings the recipe justifies (regexes, as rpmlintrc's addFilter)
     rpmlint_filters: tuple[str, ...] = ()
+    build_requires: tuple[str, ...] = ()  # the .spec's BuildRequires (qmail-pkg source)
 
 
 class RpmPackager:
@@ -61,7 +62,7 @@ class RpmPackager:
         "additionalProperties": False,
         "properties": {
             **{key: {"type": "array", "items": RELATION}
-               for key in ("requires", "recommends", "provides", "conflicts", "obsoletes")},
+               for key in ("requires", "recommends", "provides", "conflicts", "obsoletes", "build_requires")},
             "group": {"type": "string", "pattern": "^[A-Za-z0-9 /._-]+$",
                       "x-messages": {"pattern": "must be an RPM group such as 'System Environment/Daemons'"}},
             "license": {"type": "string", "pattern": "^[A-Za-z0-9 ().+-]+$",
@@ -141,6 +142,9 @@ class RpmPackager:
         summary = next((line for line in result.stdout.splitlines() if "packages and" in line),
                        result.stdout.strip()[-200:])
         return CheckResult("rpmlint: no error", not errors, "; ".join(errors[:6]) or summary.strip())
+
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+        return ()
 
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}-{self.version(spec)}.{self.arch(spec)}.rpm"

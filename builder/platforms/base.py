@@ -86,6 +86,9 @@ class Platform:
     # this family: the package manager's database, caches and logs, the
     # account databases' backups. Verification does not judge the package by them.
     noise_paths: ClassVar[tuple[str, ...]] = ()
+    # How the family's build strips one ELF file (the word list before the
+    # file's name); a source package's install strips the same way.
+    strip_command: ClassVar[tuple[str, ...]] = ("strip", "--strip-unneeded")
     # Whether the package ships /usr/sbin/sendmail and /usr/lib/sendmail as
     # links to qmail's; else the scripts deal with the system's own mechanism.
     ships_sendmail_links: ClassVar[bool] = True

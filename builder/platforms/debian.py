@@ -28,7 +28,7 @@ from .base import (
     Platform,
     Steps,
 )
-from .gnu import STRIP_SUFFIX, strip_steps
+from .gnu import GNU_STRIP, STRIP_SUFFIX, strip_steps
 
 MIRROR_ENV = "QMAIL_PKG_DEBIAN_MIRROR"
 VM_INITRAMFS_HOOK = Path(__file__).resolve().parent / "debian-initramfs-hook.sh"
@@ -44,6 +44,7 @@ class DebianPlatform(Platform):
     script_platform = "linux"
     program_install = "apt-get install {package}"
     program_packages = {"tcpserver": "ucspi-tcp", **dict.fromkeys(DAEMONTOOLS_PROGRAMS, "daemontools")}
+    strip_command = GNU_STRIP
     noise_paths = (r"^/var/lib/(dpkg|apt)(/|$)", r"^/var/cache/(debconf|apt|ldconfig)(/|$)",
                    r"^/var/log/(dpkg\.log|apt|alternatives\.log)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = PackageManager(

@@ -4,7 +4,14 @@ owners and setuid bits `make setup` gave them."""
 
 from __future__ import annotations
 
+import shlex
+
 from .base import Steps
+
+# How the build strips one ELF file, as dh_strip does ($STRIP, the
+# target's strip, in place of the first word when cross-compiling) (qmail links with -s:
+# no debug information is lost, only what a program does not need).
+GNU_STRIP = ("strip", "--remove-section=.comment", "--remove-section=.note", "--strip-unneeded")
 
 # The name a binary is stripped into before it is renamed over the original.
 # The library probe, which runs meanwhile, must not read these half-written
@@ -21,12 +28,12 @@ find "$@" -type f -print0 | perl -0ne 'chomp; open(my $f, "<", $_) or next;
 while IFS= read -r f; do
     mode=$(stat -c %a "$f")
     owner=$(stat -c %u:%g "$f")
-    "${STRIP:-strip}" --remove-section=.comment --remove-section=.note --strip-unneeded -o "$f@STRIP_SUFFIX@" "$f"
+    "${STRIP:-strip}" @STRIP_OPTIONS@ -o "$f@STRIP_SUFFIX@" "$f"
     chown "$owner" "$f@STRIP_SUFFIX@"
     chmod "$mode" "$f@STRIP_SUFFIX@"
     mv -f "$f@STRIP_SUFFIX@" "$f"
 done
-""".replace("@STRIP_SUFFIX@", STRIP_SUFFIX)
+""".replace("@STRIP_SUFFIX@", STRIP_SUFFIX).replace("@STRIP_OPTIONS@", shlex.join(GNU_STRIP[1:]))
 
 
 def strip_steps(roots: tuple[str, ...]) -> Steps:

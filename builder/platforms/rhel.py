@@ -26,7 +26,7 @@ from .base import (
     Platform,
     Steps,
 )
-from .gnu import STRIP_SUFFIX, strip_steps
+from .gnu import GNU_STRIP, STRIP_SUFFIX, strip_steps
 
 # rpm's own dependency generator (rpm-build on RHEL, Debian's rpm package),
 # on the ELF files below the given roots.
@@ -66,6 +66,7 @@ class RhelPlatform(Platform):
     # EL's own repositories carry neither: the administrator's repository or a build from source
     program_install = "dnf install {package} (from a repository that carries it; EL's own do not)"
     program_packages = {"tcpserver": "ucspi-tcp", **dict.fromkeys(DAEMONTOOLS_PROGRAMS, "daemontools")}
+    strip_command = GNU_STRIP
     noise_paths = (r"^/var/lib/(rpm|dnf|alternatives)(/|$)", r"^/var/cache/(dnf|ldconfig)(/|$)",
                    r"^/var/log/(dnf|hawkey)", r"^/etc/(passwd|group|shadow|gshadow)-$")
     package_manager = RPM

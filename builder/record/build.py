@@ -242,10 +242,12 @@ class BuildRecord:
         for name, gid in groups.items():
             r.string(name, "accounts.groups key", ACCOUNT)
             group_rows.append((name, r.integer(groups, name, "accounts.groups", 0, 2**32 - 1)))
-        companions = r.text_map(data, "companions")
+        companions = r.mapping(data.get("companions", {}), "companions")  # file names: '+' as in 1.03-1+deb12
+        if len(companions) > 100:
+            raise r.fail("companions", "more than 100 files")
         for name, digest in companions.items():
             r.string(name, "companions key", FILE)
-            r.string(digest, f"companions.{name}", SHA256)
+            r.string(digest, f"companions.{printable(name)[:80]}", SHA256)
         record = cls(
             schema=schema,
             package=r.text(data, "package", "", PACKAGE),

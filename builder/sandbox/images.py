@@ -24,6 +24,10 @@ PACKAGES_LABEL = "qmail-pkg.packages"  # name=version of everything in an image 
 # repository inside the image, so that `apt install ./package.deb` can pull
 # the recommended daemontools-run as it would from a mirror.
 ROLES = ("build", "verify", "verify-systemd", "verify-systemd-daemontools", "verify-systemd-apt")
+# A farm's clean build environment (Debian's buildd: build-essential, fakeroot
+# and the Build-Depends a source package declares), where `qmail-pkg source
+# --rebuild` builds a source package as a user that is not root.
+BUILDD = "buildd"
 
 
 def containers_dir() -> Path:
@@ -95,7 +99,7 @@ def _read_packages(userland: str, role: str, formats: tuple[str, ...], extra: tu
 
 
 def image_spec(target: Target, role: str) -> ImageSpec:
-    if role not in ROLES:
+    if role not in ROLES and role != BUILDD:
         raise ValueError(role)
     reference = target.image if role == "build" else f"{target.image}-{role}"
     # The image the recipe names is the amd64 one; another architecture's
@@ -132,5 +136,5 @@ def cross_image_spec(target: Target, toolchain: str, host: str, *, shared_image:
                      toolchain_sha256=toolchain_sha256)
 
 
-__all__ = ["DEFINITION_LABEL", "ImageSpec", "PACKAGES_LABEL", "ROLES", "containers_dir", "cross_image_spec",
+__all__ = ["BUILDD", "DEFINITION_LABEL", "ImageSpec", "PACKAGES_LABEL", "ROLES", "containers_dir", "cross_image_spec",
            "image_spec"]

@@ -86,10 +86,17 @@ def _unit_exec(value: object) -> str:
     return f'"{escaped}"'
 
 
-@lru_cache(maxsize=2)
 def _environment(text: bool = False) -> jinja2.Environment:
+    return template_environment(TEMPLATES, text)
+
+
+@lru_cache(maxsize=8)
+def template_environment(folder: Path, text: bool = False) -> jinja2.Environment:
+    """Jinja for the templates in `folder`, with these rules: in shell
+    (text=False) every value one quoted word, in text every value one line;
+    the same filters (octal, word, unit_spec, unit_exec)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(folder)),
         finalize=_one_line if text else _quote,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
