@@ -102,12 +102,16 @@ def make_sources(recipe: Recipe, target: Target, options: SourceOptions) -> Sour
             raise BuildError(f"{target.label}: no source package is made for format {missing[0]!r}")
         progress.stage("sources")
         prepared, upstreams, trees = _upstreams(recipe, options.sources_dir, workdir)
-        plan = make_plan(recipe, target, prepared, revision=options.revision,
+        # A farm builds natively: the changes are those of a native build (cc
+        # in conf-cc, not this host's cross compiler). A target cross-built
+        # here runs them in its cross image, whose own cc stands in for the
+        # farm's: the patches are the same, the binaries are not shipped.
+        plan = make_plan(recipe, target.with_method("native"), prepared, revision=options.revision,
                          option_values=resolve_options(recipe, ()))
         engine = engine_for(target.name, options.engines, target.architecture)
         progress.stage(f"environment {target.image}")
         environment = prepare_environment(target, "build", progress.line, engine)
-        run = run_source(plan, upstreams, trees, environment, progress, workdir, engine)
+        run = run_source(plan, upstreams, trees, environment, progress, workdir, engine, sandbox_target=target)
         results = []
         for fmt in target.formats:
             progress.stage(f"source package for {fmt}")

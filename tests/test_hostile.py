@@ -105,7 +105,7 @@ RECIPES: dict[str, tuple] = {
         ["@:53: accounts.users[0].home: must be one line without control characters (found '\\x00' at offset 13)"]),
     "step-escape-character": (_sub('        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n',
                                    '        "$MAKE" $(cat .qmail-pkg-host-made) setup check\n    - {phase: install, run: "echo \\e[2J"}\n'),
-        ["@:29: build.steps[8].run: a control character other than newline or tab (found '\\x1b' at offset 5)"]),
+        ["@:29: build.steps[9].run: a control character other than newline or tab (found '\\x1b' at offset 5)"]),
     # relations must follow the relation grammar
     "depends-not-a-relation": (_sub("  depends: []", '  depends: ["libc6 >= 2.36"]'),
         ["@:13: debian.depends[0]: must be a package relation such as 'libc6 (>= 2.36)' or 'a | b'"]),

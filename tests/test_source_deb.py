@@ -97,7 +97,7 @@ def test_debian_folder_holds_control_copyright_rules_and_dep3_patches(unpacked):
     assert copyright.find_files_paragraph("Makefile").license.synopsis == "public-domain"
     assert copyright.find_files_paragraph("debian/rules").license.synopsis == "GPL-2+"
     series = (debian / "patches" / "series").read_text().split()
-    assert len(series) == 5  # errno, account ids, make-load.sh line 2, alloc.h, conf-cc/conf-ld flags
+    assert len(series) == 6  # errno, account ids, chkshsgr gate, make-load.sh line 2, alloc.h, conf-cc/conf-ld
     for name in series:
         header = (debian / "patches" / name).read_text().split("\n---\n", 1)[0]
         assert header.startswith("Description: ") and "Forwarded: not-needed" in header

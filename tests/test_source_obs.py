@@ -18,7 +18,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="module")
 def obs(engine, miniature, tmp_path_factory):
     folder = tmp_path_factory.mktemp("obs")
-    code = main(["source", str(miniature[0]), "--target", "debian-12", "--target", "test-rpm", "--sources",
+    code = main(["source", str(miniature[0]), "--target", "debian-12", "--target", "el-9", "--sources",
                  str(miniature[1]), "--out", str(folder / "out"), "--obs", str(folder / "obs"), "--json"])
     assert code == 0
     return folder / "obs" / "qmail-syncdir"

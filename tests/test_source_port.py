@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from builder.environment import build_image_spec
 from builder.formats.pkgfile import read_pkg_facts
 from builder.sandbox.docker import DockerSandbox
-from builder.sandbox.images import image_spec
 from builder.sourcing import SourceOptions, make_sources
 from builder.staged import IdNames, read_tree
 
@@ -25,7 +25,7 @@ from .conftest import artifact_of
 
 pytestmark = pytest.mark.docker
 
-TARGET = "test-pkg"
+TARGET = "freebsd-14"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def port(engine, recipe, miniature, tmp_path_factory):
     outcome = make_sources(recipe, recipe.target(TARGET), SourceOptions(
         out_dir=tmp_path_factory.mktemp("source-port"), sources_dir=miniature[1], quiet=True))
     (result,) = outcome.results
-    assert result.kind == "port" and result.main.as_posix().endswith("/test-pkg/mail/qmail-syncdir")
+    assert result.kind == "port" and result.main.as_posix().endswith("/freebsd-14/mail/qmail-syncdir")
     return result.main
 
 
@@ -111,9 +111,10 @@ def test_makefile_parses_and_names_both_distfiles(port, tmp_path):
 
 
 def test_do_build_and_do_install_stage_the_plists_tree(port, miniature, recipe, tmp_path):
-    """What the Makefile's do-build and do-install run, in the target's build image."""
+    """What the Makefile's do-build and do-install run, on Linux in the
+    target's cross build image with the build machine's cc (no FreeBSD host)."""
     tree = _patched(port, miniature, tmp_path / "work")
-    spec = image_spec(recipe.target(TARGET), "build")
+    spec = build_image_spec(recipe.target(TARGET))
     with DockerSandbox(spec.reference, role="build") as box:
         box.put_trees([(tree, "/w/qmail-1.03"), (port / "files", "/port/files")])
         for argv in (["sh", "/port/files/qmail-pkg/build.sh", "/w/qmail-1.03", str(os.cpu_count() or 1)],

@@ -20,12 +20,13 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..environment import open_sandbox
 from ..errors import BuildError, printable
 from ..plan import Plan
 from ..progress import Progress
+from ..recipe.model import Target
 from ..sandbox import Environment
 from ..staged import ContentStore, IdNames, StagedTree, harvest, read_tree
-from ..environment import open_sandbox
 from .base import HUNK, SourcePatch, Upstream
 
 BUILD = "/build"
@@ -240,7 +241,10 @@ def _check_apart(patches: list[SourcePatch], label: str) -> None:
 
 
 def run_source(plan: Plan, upstreams: tuple[Upstream, ...], trees: dict[str, Path], environment: Environment,
-               progress: Progress, workdir: Path, engine=None) -> SourceRun:
+               progress: Progress, workdir: Path, engine=None, sandbox_target: Target | None = None) -> SourceRun:
+    """The plan's changes and build, run in `environment`: the sandbox of
+    `sandbox_target` (the plan's target unless given: a cross-built target's
+    source run plans a native build and runs in its cross image)."""
     target, layout = plan.target, plan.recipe.layout
     env = source_env(plan, upstreams)
     common, restricted = changes_of(plan, upstreams)
@@ -255,7 +259,8 @@ def run_source(plan: Plan, upstreams: tuple[Upstream, ...], trees: dict[str, Pat
     puts += [(patch_dir, PATCH_FILES), (run_dir, RUN_FILES)]
     labels = {"qmail-pkg.target": target.name, "qmail-pkg.package": plan.recipe.package.name,
               "qmail-pkg.architecture": target.architecture}
-    with open_sandbox(target, environment.reference, role="build", labels=labels, engine=engine) as sandbox:
+    with open_sandbox(sandbox_target or target, environment.reference, role="build", labels=labels,
+                      engine=engine) as sandbox:
         progress.stage("copy sources in")
         sandbox.put_trees(puts)
         runner = _Runner(sandbox, plan, progress, env)
