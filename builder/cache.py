@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .package.nfpm import nfpm_binary
-
 from .environ import cache_folder
+from .package.nfpm import nfpm_binary
 
 CACHE_ENV = "QMAIL_PKG_CACHE"
 MANIFEST = "entry.json"

@@ -16,13 +16,12 @@ from .emulation import emulated, host_architecture, require_emulation
 from .errors import SandboxError
 from .platforms import platform_for
 from .recipe.model import CROSS_SUITE, Target
+from .record import ToolchainRecord
 from .sandbox import Environment, OutputSink, Sandbox
 from .sandbox.docker import DockerSandbox, client, image_exists, image_identity, image_labels, send_image
-from .record import ToolchainRecord
 from .sandbox.images import DEFINITION_LABEL, ImageSpec, cross_image_spec, image_spec
 from .sandbox.jail import JailSandbox
 from .toolchains import toolchain_named
-
 
 # The sandbox backends, by the name a target's `builder` gives.
 BACKENDS: dict[str, type] = {"docker": DockerSandbox, "jail": JailSandbox}

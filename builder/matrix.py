@@ -17,9 +17,9 @@ from dataclasses import dataclass, field, replace
 from .errors import QmailPkgError, SandboxError
 from .pipeline import BuildOptions, BuildResult, build_target
 from .progress import Board
+from .recipe.model import Recipe, Target
 from .reproduce import Comparison, check_reproducible
 from .sandbox.docker import remove_leftovers
-from .recipe.model import Recipe, Target
 
 
 @dataclass(frozen=True)

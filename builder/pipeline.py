@@ -17,25 +17,26 @@ from pathlib import Path
 
 from . import __version__
 from .cache import BuildCache, CacheEntry, default_cache_dir, tool_digest, tool_versions
-from .provenance import statement
 from .engines import Engine, engine_for
+from .environment import open_sandbox, prepare_environment, toolchain_of
 from .errors import BuildError
 from .formats.facts import PackageFacts
 from .package import Artifact, BuildContext, packager_for
 from .package.expect import expectation, expectation_problems
-from .record import SUFFIX as RECORD_SUFFIX
-from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, PatchRecord, SourceRecord, UserRecord
+from .packaging import completed, package_spec
+from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
+from .platforms import platform_for
+from .progress import Board, Progress
+from .provenance import statement
+from .recipe.model import Recipe, Target
 from .recipe.options import Choices, variant_recipe
 from .recipe.options import resolve as resolve_options
-from .packaging import completed, package_spec
-from .platforms import platform_for
-from .plan import PATCHES_IN_SANDBOX, SOURCES_IN_SANDBOX, Plan, make_plan
-from .progress import Board, Progress
-from .recipe.model import Recipe, Target
-from .environment import open_sandbox, prepare_environment, toolchain_of
+from .record import SUFFIX as RECORD_SUFFIX
+from .record import ArtifactRecord, BuildRecord, ImageRecord, ManifestEntry, PatchRecord, SourceRecord, UserRecord
 from .sandbox import Environment
 from .sources import PreparedSource, check_overrides, digest_file, prepare
 from .staged import ContentStore, IdNames, StagedTree, harvest
+
 
 @dataclass(frozen=True)
 class Variation:

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
-
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 

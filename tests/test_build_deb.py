@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import BuildError
-from builder.sandbox.docker import DockerSandbox, LABEL, client
 from builder.environment import ensure_image
+from builder.errors import BuildError
+from builder.sandbox.docker import LABEL, DockerSandbox, client
 from builder.sandbox.images import image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check

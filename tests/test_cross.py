@@ -24,8 +24,8 @@ from builder.formats.elf import read_program
 from builder.formats.pkgfile import read_pkg
 from builder.package import PACKAGERS
 from builder.pipeline import BuildOptions, build_target
-from builder.record import BuildRecord
 from builder.platforms import platform_for
+from builder.record import BuildRecord
 from builder.verify.binaries import check_programs
 from builder.verify.lint import lint_artifact
 

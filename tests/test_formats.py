@@ -12,13 +12,11 @@ import sys
 
 import pytest
 
-from builder.formats.pkgfile import file_sum, symlink_sum, zbase32
-from builder.verify import run_verify
-from builder.formats.pkgfile import read_pkg, urldecode
+from builder.formats.pkgfile import file_sum, read_pkg, symlink_sum, urldecode, zbase32
 from builder.package import PACKAGERS
+from builder.verify import run_verify
 
 from .conftest import ROOT, artifact_of
-
 
 # -- the .pkg writer's checksums, against what FreeBSD's pkg computes -----------
 

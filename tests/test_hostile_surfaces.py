@@ -29,8 +29,8 @@ import yaml
 
 from builder import ci
 from builder import cli as command_line
-from builder.cli import commands
 from builder.ci import CiError, render_pipeline, write_pipeline, yaml_string
+from builder.cli import commands
 from builder.engines import Engine, check_engines, load_settings, parse_flag
 from builder.environ import SOURCE_DATE_EPOCH, SettingError, cache_folder, folder_path
 from builder.errors import QmailPkgError, printable

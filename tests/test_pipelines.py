@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder.cli import main
 from builder.ci import render_pipeline
+from builder.cli import main
 from builder.recipe.loader import load_recipe
 
 from .conftest import RECIPE

@@ -12,8 +12,8 @@ import pytest
 
 from builder.errors import RecipeError
 from builder.recipe.loader import load_recipe, schema_text, validate_paths
-from builder.recipe.yamlpos import format_path
 from builder.recipe.model import Layout, Recipe, Services
+from builder.recipe.yamlpos import format_path
 
 from .conftest import with_patches
 

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from builder.environment import prepare_environment
 from builder.formats.pkgfile import file_sum
 from builder.recipe.loader import load_recipe
 from builder.repo.base import PublishError
-from builder.repo.gpg import SigningError, Signer
+from builder.repo.gpg import Signer, SigningError
 from builder.repo.publish import publish as publish_into
 from builder.sandbox.docker import DockerSandbox
-from builder.environment import prepare_environment
 
 from .conftest import TARGET, artifact_of
 

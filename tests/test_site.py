@@ -36,8 +36,8 @@ from markupsafe import escape
 
 from builder.cli import main
 from builder.evidence import CheckResult, Evidence
-from builder.record import BuildRecord
 from builder.recipe.loader import load_recipe
+from builder.record import BuildRecord
 from builder.verify.powercut import Cycle, CycleResult, PowerCutOptions, PowerCutReport
 from builder.verify.powercut.classify import Outcome
 

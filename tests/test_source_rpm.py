@@ -7,7 +7,6 @@ host and carries `qmail-pkg build`'s files, owners and modes."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import time

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -17,19 +16,18 @@ from debian import deb822
 
 from builder.errors import BuildError
 from builder.package.base import BuildContext
-from builder.package.debupload import Listed, buildinfo_text
 from builder.package.deb import CopyrightParagraph, DebianOptions
+from builder.package.debupload import Listed, buildinfo_text
 from builder.plan import make_plan
 from builder.recipe.loader import load_recipe
 from builder.record import ArtifactRecord, BuildRecord, ImageRecord, RecordError
-from builder.source.debian import copyright_file
-from builder.source.run import SourceRun
-from builder.source.spec import install_items
-from builder.staged import ContentStore, Entry, StagedTree
 from builder.source.base import SourcePatch
-from builder.source.run import rewrite_diff, step_comment
+from builder.source.debian import copyright_file
+from builder.source.run import SourceRun, rewrite_diff, step_comment
 from builder.source.shell import make_text, spec_text
+from builder.source.spec import install_items
 from builder.source.tarball import tar_bytes
+from builder.staged import ContentStore, Entry, StagedTree
 
 from .conftest import RECIPE, ROOT
 

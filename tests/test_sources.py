@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from builder.archive import copy_folder, extract_tarball, single_top
 from builder.errors import SourceError
 from builder.recipe.model import Source
-from builder.archive import copy_folder, extract_tarball, single_top
 from builder.sources import fetch, prepare
 
 

@@ -17,7 +17,6 @@ import time
 import pytest
 
 from builder.recipe.loader import load_recipe
-from builder.toolchains import NATIVE_ENV
 from builder.sandbox.docker import DockerSandbox
 from builder.sandbox.images import image_spec
 from builder.toolchains import NATIVE_ENV

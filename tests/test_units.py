@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from builder.errors import SandboxError
 from builder.plan import make_plan
 from builder.platforms import debian as images
 from builder.sources import PreparedSource
-
-
 
 
 def test_mirror_from_deb822_and_one_line_sources(tmp_path, monkeypatch):

@@ -35,9 +35,9 @@ from ..shipped import example_recipe, host_setup_script
 from ..source.farm import COMMANDS as FARM_COMMANDS
 from ..source.farm import rebuild
 from ..source.obs import obs_package
-from ..sourcing import SourceOptions, make_sources
 from ..sources import default_cache_dir as default_sources_dir
 from ..sources import digest_file, fetch_all
+from ..sourcing import SourceOptions, make_sources
 from ..verify import run_verify
 from ..verify.hosts import HOSTS, host_named
 from ..verify.lint import lint_artifact

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import io
 import lzma
-from collections.abc import Iterator
 import tarfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import zstandard

@@ -5,19 +5,18 @@ and debconf templates when the script set has them."""
 from __future__ import annotations
 
 import gzip
+import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-import shutil
-import subprocess
-
 from ..evidence import CheckResult
+from ..formats.debfile import deb_files, read_deb
 from ..formats.facts import ContentEntry, PackageFacts
 from ..record import ManifestEntry
 from ..repo.apt import AptRepository
-from ..formats.debfile import deb_files, read_deb
 from ..repo.base import RepositoryWriter
 from .base import Artifact, BuildContext, PackageSpec
 from .debupload import write_upload

@@ -24,12 +24,12 @@ import zstandard
 
 from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
+from ..formats.pkgfile import PkgError, file_sum, perm, read_pkg, read_pkg_facts, symlink_sum, urlencode
 from ..platforms import platform_for
 from ..record import ManifestEntry
 from ..repo.base import RepositoryWriter
 from ..repo.freebsd import PkgRepository
 from .base import Artifact, BuildContext, PackageSpec, own_entries
-from ..formats.pkgfile import PkgError, file_sum, perm, read_pkg, read_pkg_facts, symlink_sum, urlencode
 
 NOBODY = 65534
 SCRIPT_KEYS = ("pre-install", "post-install", "pre-deinstall", "post-deinstall")

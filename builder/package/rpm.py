@@ -6,24 +6,23 @@ RHEL's MTAs do.)"""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-import shutil
-import subprocess
-import tempfile
-
 from ..evidence import CheckResult
 from ..formats.facts import ContentEntry, PackageFacts
+from ..formats.rpmfile import FIELD_TAGS, read_rpm, rpm_files
 from ..platforms import platform_for
 from ..record import ManifestEntry
 from ..repo.base import RepositoryWriter
 from ..repo.rpm import RpmRepository
 from .base import Artifact, BuildContext, PackageSpec, own_entries
 from .nfpm import base_config, merge_relations, run_nfpm
-from ..formats.rpmfile import FIELD_TAGS, read_rpm, rpm_files
 
 RELATION = {
     "type": "string",

@@ -13,7 +13,6 @@ from builder.recipe.model import Layout
 from builder.recipe.schema import ecma_regex, format_families, schema
 from builder.recipe.yamlpos import STEP_LISTS, FieldPath, Report, format_path, is_step, show
 
-
 # Fields that may span lines (every other string is one line without control characters).
 MULTILINE_FIELDS = {("package", "description"), ("package", "copyright")}
 

@@ -17,8 +17,8 @@ import jsonschema
 
 from builder.package import PACKAGERS
 from builder.platforms import PLATFORMS
-from builder.toolchains import TOOLCHAINS
 from builder.recipe.yamlpos import FieldPath, Report, show
+from builder.toolchains import TOOLCHAINS
 
 
 def schema_text() -> str:

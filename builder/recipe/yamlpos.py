@@ -11,15 +11,14 @@ import json
 import os
 import re
 import stat
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Union
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from builder.errors import kind_name, printable
-
 
 FieldPath = tuple[Union[str, int], ...]
 

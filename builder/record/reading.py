@@ -10,7 +10,6 @@ from typing import Any
 
 from ..errors import QmailPkgError, printable
 
-
 SCHEMA = 2
 
 

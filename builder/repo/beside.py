@@ -18,8 +18,8 @@ import json
 
 from ..errors import printable
 from ..evidence import MAX_BYTES as MAX_EVIDENCE
-from ..evidence import SUFFIX as EVIDENCE_SUFFIX
 from ..evidence import MAX_FILES, Evidence, evidence_files
+from ..evidence import SUFFIX as EVIDENCE_SUFFIX
 from ..record import BuildRecord, RecordError
 from ..record.reading import strict_json
 from ..safefs import Folder, FsError

@@ -10,9 +10,9 @@ a log; without it, gpg asks its agent.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
-import re
 import tempfile
 import time
 from pathlib import Path

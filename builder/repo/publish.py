@@ -21,9 +21,9 @@ from ..errors import printable
 from ..package import PACKAGERS
 from ..recipe.model import Recipe
 from ..safefs import Folder, FsError, read_file
+from ..site import write_site
 from .admit import Admission, admit
 from .base import PublishError, PublishReport, Settings, State, check_base_url
-from ..site import write_site
 from .gpg import Signer
 
 MAX_PKG_KEY = 1 << 20

@@ -15,8 +15,8 @@ import urllib.parse
 from collections.abc import Sequence
 
 from ..errors import printable
-from ..evidence import MAX_BYTES as MAX_EVIDENCE
 from ..evidence import KINDS, MAX_FILES, Evidence, evidence_files
+from ..evidence import MAX_BYTES as MAX_EVIDENCE
 from ..record import SUFFIX as RECORD_SUFFIX
 from ..record import BuildRecord, RecordError
 from ..record.reading import MAX_BYTES as MAX_RECORD

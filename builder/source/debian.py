@@ -17,8 +17,15 @@ import re
 from pathlib import Path
 
 from ..errors import BuildError
-from ..package.deb import (DEBCONF_PREDEPENDS, RELATIONS, DebianOptions, DebPackager, changelog_text, distribution,
-                           lintian_overrides)
+from ..package.deb import (
+    DEBCONF_PREDEPENDS,
+    RELATIONS,
+    DebianOptions,
+    DebPackager,
+    changelog_text,
+    distribution,
+    lintian_overrides,
+)
 from ..package.debupload import Listed, changes_text
 from ..package.nfpm import merge_relations
 from .base import PACKAGING, InstallItem, SourcePatch, SourceResult, SourceSpec

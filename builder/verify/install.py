@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..recipe.model import Recipe, Target
-from ..platforms import package_manager_for
 from ..environment import open_sandbox, prepare_environment
+from ..platforms import package_manager_for
+from ..recipe.model import Recipe, Target
 from ..record import BuildRecord
 from .checks import CheckResult, installed_checks, put_artifact
 

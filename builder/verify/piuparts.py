@@ -25,11 +25,11 @@ from pathlib import Path
 
 from ..environ import cache_folder
 from ..environment import prepare_environment
-from ..sandbox.docker import LABEL, client
 from ..errors import VerifyError
 from ..evidence import CheckResult, Evidence
 from ..platforms import platform_for
 from ..recipe.model import Target
+from ..sandbox.docker import LABEL, client
 
 BASES_ENV = "QMAIL_PKG_PIUPARTS_BASES"
 # Strict: every finding fails the run. --no-upgrade-test: the package is not in

@@ -10,6 +10,7 @@ import shlex
 
 from .hosts import Supervision
 
+
 def smtp_script(subject: str, local: str, foreign: str) -> str:
     """A shell SMTP client for tcpclient (ucspi-tcp): reads the server on fd 6,
     writes on fd 7, prints the conversation as C:/S: lines."""

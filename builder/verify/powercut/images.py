@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...environ import cache_folder
 from ...commands import require, run
+from ...environ import cache_folder
 from ...errors import VerifyError
 from ...platforms import platform_for
 from .machine import Boot, Disk, job_disk, run_boot
