@@ -254,7 +254,7 @@ def _record(plan: Plan, output: BuildOutput, artifacts: list[Artifact], facts: l
         cache_key=key,
         durations=tuple(durations.items()),
         artifacts=tuple(ArtifactRecord(a.path.name, a.format, a.version, a.sha256, a.size, f)
-                        for a, f in zip(artifacts, facts)),
+                        for a, f in zip(artifacts, facts, strict=True)),
         staged_manifest=tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
                               for e in tree.entries),
     )
@@ -353,7 +353,7 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
             cached = False
         placed = _place(options, target, [a.path for a in artifacts] + [record_path, _provenance(record_path)]
                         + companions)
-        final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed)]
+        final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed, strict=False)]
         outcome = ("ok (cached): " if cached else "ok: ") + ", ".join(a.path.name for a in final)
         return BuildResult(target.label, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached,
                            tuple(placed[len(artifacts) + 2:]))

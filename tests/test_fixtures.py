@@ -334,7 +334,10 @@ def test_queue_commit_and_envelope(built):
 def test_qmail_queue_rejects_bad_envelopes(built):
     _, prefix = built
     before = queued(prefix)
-    mess = lambda: sorted(p for p in (prefix / "queue" / "mess").rglob("*") if p.is_file())
+
+    def mess():
+        return sorted(p for p in (prefix / "queue" / "mess").rglob("*") if p.is_file())
+
     messages = mess()
     qq = str(prefix / "bin" / "qmail-queue")
     for envelope, code in ((b"Fa\0\0", 91), (b"Xa\0Tb\0\0", 91), (b"Fa\0Tb\0", 91), (b"Fa\0T" + b"x" * 1200 + b"\0\0", 11)):

@@ -523,7 +523,7 @@ def test_no_docker_engine_is_one_clear_line(tmp_path):
                        "--source", f"qmail={tree}", "--source", f"syncdir={tree}",
                        env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
     _no_bug(result)
-    (line,) = [l for l in result.stderr.splitlines() if l.startswith("qmail-pkg:")]
+    (line,) = [each for each in result.stderr.splitlines() if each.startswith("qmail-pkg:")]
     assert line.startswith("qmail-pkg: error: no Docker engine answers")
     assert "start one with `dockerd --bridge=none --iptables=false &` or run qmail-pkg setup-host as root" in line
     assert not list((tmp_path / "d").glob("debian-12/*"))
@@ -540,7 +540,7 @@ def test_a_full_disk_is_one_clear_line(tmp_path):
         result = qmail_pkg("build", str(RECIPE), "--target", "debian-12", "--out", str(small / "d"),
                            "--source", f"qmail={tree}", "--source", f"syncdir={tree}", env={"TMPDIR": str(small)})
         _no_bug(result)
-        (line,) = [l for l in result.stderr.splitlines() if l.startswith("qmail-pkg:")]
+        (line,) = [each for each in result.stderr.splitlines() if each.startswith("qmail-pkg:")]
         assert line.startswith(f"qmail-pkg: error: {tree}: cannot copy: no space left on the device holding ")
         assert "free some space or set TMPDIR to a roomier folder" in line
         assert [p.name for p in small.iterdir()] == ["d"]  # the work folder was removed again

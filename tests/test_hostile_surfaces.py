@@ -252,9 +252,9 @@ REAL_NAMES = ["debian-11", "debian-12", "debian-13", "el-8", "el-9", "el-10", "f
 
 def _renamed_recipe(folder: Path, names: list[str]) -> Path:
     text = REAL
-    for old, new in zip(REAL_NAMES, names):
+    for old, new in zip(REAL_NAMES, names, strict=False):
         text = text.replace(f"  - name: {old}\n", f"  - name: {json.dumps(new)}\n", 1)
-    patched = ", ".join(json.dumps(new) for old, new in zip(REAL_NAMES, names) if old in
+    patched = ", ".join(json.dumps(new) for old, new in zip(REAL_NAMES, names, strict=False) if old in
                         ("debian-11", "debian-12", "debian-13", "el-8", "el-9", "el-10"))
     text = text.replace("targets: [debian-11, debian-12, debian-13, el-8, el-9, el-10]", f"targets: [{patched}]", 1)
     path = folder / "hostile.yaml"

@@ -72,7 +72,7 @@ def _power_cut_report(package: Path) -> PowerCutReport:
     results = []
     figures = {("package", "ext4"): (40, 38, 2, 0, 0), ("baseline", "ext4"): (41, 30, 5, 4, 2),
                ("package", "ext4-nojournal"): (44, 40, 4, 0, 0), ("baseline", "ext4-nojournal"): (39, 6, 1, 2, 30)}
-    for (variant, fs), (acknowledged, delivered, queued, stranded, lost) in figures.items():
+    for (variant, fs), (_acknowledged, delivered, queued, stranded, lost) in figures.items():
         for number in (1, 2):
             counts = {"delivered": delivered // 2, "queued": queued // 2, "stranded": stranded // 2,
                       "lost": lost // 2}
@@ -239,7 +239,7 @@ def test_landmarks_headings_tables_charts(site):
             assert tags.count(landmark) == 1, (path, landmark)
         levels = [int(tag[1]) for tag in tags if re.fullmatch(r"h[1-6]", tag)]
         assert levels[0] == 1 and levels.count(1) == 1, path
-        assert all(after <= before + 1 for before, after in zip(levels, levels[1:])), (path, levels)
+        assert all(after <= before + 1 for before, after in zip(levels, levels[1:], strict=False)), (path, levels)
         for index, (tag, attributes) in enumerate(parser.elements):
             if tag == "th":
                 assert attributes.get("scope") in ("col", "row"), path

@@ -206,7 +206,7 @@ class Target:
         """(phase, script) of each step a build with these option values runs."""
         when = self.step_when or (None,) * len(self.steps)
         phases = self.step_phases or ("build",) * len(self.steps)
-        return tuple((phase, step) for step, rule, phase in zip(self.steps, when, phases)
+        return tuple((phase, step) for step, rule, phase in zip(self.steps, when, phases, strict=True)
                      if rule is None or chosen.get(rule[0]) == rule[1])
 
 

@@ -239,7 +239,7 @@ class BuildRecord:
             user_rows.append(UserRecord(name, r.integer(row, "uid", where_, 0, 2**32 - 1),
                                         r.text(row, "group", where_, ACCOUNT), r.text(row, "home", where_, ABSOLUTE)))
         group_rows = []
-        for name, gid in groups.items():
+        for name, _gid in groups.items():
             r.string(name, "accounts.groups key", ACCOUNT)
             group_rows.append((name, r.integer(groups, name, "accounts.groups", 0, 2**32 - 1)))
         companions = r.mapping(data.get("companions", {}), "companions")  # file names: '+' as in 1.03-1+deb12

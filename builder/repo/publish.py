@@ -92,7 +92,7 @@ def publish(artifact_dir: Path, repo: Path, *, recipe: Recipe, key: str | None, 
                 state = State(tree, str(repo))
                 writers = [PACKAGERS[fmt].repository(tree, repo, state, signer, settings) for fmt in formats]
                 try:
-                    for fmt, writer in zip(formats, writers):
+                    for fmt, writer in zip(formats, writers, strict=True):
                         writer.publish([item for item in admitted if item.format == fmt], prune, report)
                 finally:
                     state.save()

@@ -299,7 +299,7 @@ def run_power_cut(recipe, target, package: Path, package_name: str, options: Pow
         return package_machine(base, path, command, settings[variant], log, keep)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(packages)) as pool:
-        machines = dict(zip(packages, pool.map(install, packages)))
+        machines = dict(zip(packages, pool.map(install, packages), strict=True))
     cycles = [Cycle(variant, fs, number, options.seed + index)
               for index, (variant, fs, number) in enumerate(
                   (v, fs, n) for fs in options.filesystems for v in packages for n in range(1, options.cycles + 1))]
