@@ -144,7 +144,8 @@ class Writer:
                     child = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        raise self.refuse(name, f"its path passes through '{part}', which is not a folder (a symlink or a file)") from None
+                        raise self.refuse(name, f"its path passes through '{part}', which is not a folder "
+                                                "(a symlink or a file)") from None
                     if exc.errno == errno.ENOENT:
                         raise self.refuse(name, f"its folder '{part}' does not exist") from None
                     raise
@@ -205,7 +206,8 @@ class Writer:
         if target_parts not in self.files:
             raise self.refuse(name, f"hard link to '{target}', which is not a regular file extracted before it")
         self.count_bytes(size)
-        with self.folder(name, target_parts[:-1], create=False) as source_fd, self.folder(name, parts[:-1]) as folder_fd:
+        with (self.folder(name, target_parts[:-1], create=False) as source_fd,
+              self.folder(name, parts[:-1]) as folder_fd):
             self._clear(name, folder_fd, parts[-1])
             os.link(target_parts[-1], parts[-1], src_dir_fd=source_fd, dst_dir_fd=folder_fd, follow_symlinks=False)
         self.files.add(parts)
@@ -336,7 +338,8 @@ def _copy_below(folder_fd: int, parts: tuple[str, ...], writer: Writer, hasher, 
             writer.symlink(rel, child, target)
             hasher.update(f"L {rel} {target}\n".encode("utf-8", "surrogateescape"))
         else:
-            raise writer.refuse(rel, f"{kind_name(info.st_mode)} refused: a source tree holds files, folders and symlinks only")
+            raise writer.refuse(rel, f"{kind_name(info.st_mode)} refused: "
+                                     "a source tree holds files, folders and symlinks only")
 
 
 def single_top(dest: Path) -> Path:

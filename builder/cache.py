@@ -105,7 +105,8 @@ def tool_versions() -> dict[str, str]:
     try:
         out = subprocess.run([nfpm_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
         versions["nfpm"] = next((line.split(":", 1)[1].strip() for line in out.splitlines()
-                                 if line.strip().startswith("GitVersion")), out.strip().splitlines()[-1] if out.strip() else "")
+                                 if line.strip().startswith("GitVersion")),
+                                out.strip().splitlines()[-1] if out.strip() else "")
     except Exception:  # noqa: BLE001 - a missing nfpm fails the build itself, with its own message
         versions["nfpm"] = "unavailable"
     return versions

@@ -89,8 +89,9 @@ def url_problem(url: str, kind: str) -> str | None:
     if kind == "jail" and not url.startswith("ssh://"):
         return "a jail host is reached over ssh://[USER@]HOST[:PORT]"
     if url.startswith("unix://"):
-        return None if _UNIX.fullmatch(url) else \
-            "unix:// takes the socket's absolute path, such as unix:///run/docker.sock (no spaces or control characters)"
+        return None if _UNIX.fullmatch(url) else (
+            "unix:// takes the socket's absolute path, such as unix:///run/docker.sock "
+            "(no spaces or control characters)")
     forms = {"ssh://": (_SSH, "ssh://[USER@]HOST[:PORT], with a host name or IPv4 address"),
              "tcp://": (_TCP, "tcp://HOST[:PORT]")}
     for scheme, (grammar, form) in forms.items():
@@ -196,7 +197,8 @@ def _tls(entry: dict, url: str, kind: str, where: str) -> tuple[tuple[str, str],
         return ()
     tls = entry["tls"]
     if kind != "docker" or not url.startswith("tcp://"):
-        raise EngineError(f"{where}.tls: TLS is for tcp:// Docker engines only (ssh:// and unix:// are secured otherwise)")
+        raise EngineError(f"{where}.tls: TLS is for tcp:// Docker engines only "
+                          "(ssh:// and unix:// are secured otherwise)")
     if not isinstance(tls, dict):
         raise EngineError(f"{where}.tls: must be a mapping of cert, key and (optionally) ca files")
     unknown = [key for key in tls if key not in TLS_KEYS]

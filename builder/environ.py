@@ -57,8 +57,8 @@ class IntegerSetting:
             value = int(text, 10)
             if self.low <= value <= self.high:
                 return value
-        raise SettingError(f"{self.name}={quoted(text, NUMBER_SHOWN)}: must be a whole number from {self.low} to {self.high} "
-                           "in ASCII digits")
+        raise SettingError(f"{self.name}={quoted(text, NUMBER_SHOWN)}: "
+                           f"must be a whole number from {self.low} to {self.high} in ASCII digits")
 
 
 # Builds never get near these bounds; they only keep a typo from meaning
@@ -130,4 +130,5 @@ def cache_folder(name: str, override: str, environ: Mapping[str, str] | None = N
     else:
         base, origin = Path.home() / ".cache", "the home folder"
     folder = base / "qmail-pkg" / name
-    return folder_path(str(folder), f"the {name} cache {quoted(str(folder), PATH_SHOWN)} (from {origin}; or set {override})")
+    return folder_path(str(folder),
+                       f"the {name} cache {quoted(str(folder), PATH_SHOWN)} (from {origin}; or set {override})")

@@ -81,7 +81,8 @@ class Matrix:
 
     def __post_init__(self) -> None:
         concurrent_builds = self.jobs > 1 and len(self.targets) > 1
-        self._board = Board(sys.stderr) if concurrent_builds and sys.stderr.isatty() and not self.options.quiet else None
+        self._board = (Board(sys.stderr) if concurrent_builds and sys.stderr.isatty() and not self.options.quiet
+                       else None)
 
     def run(self) -> list[Outcome]:
         if self.jobs <= 1 or len(self.targets) <= 1:

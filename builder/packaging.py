@@ -25,7 +25,8 @@ def script_model_of(plan: Plan, tree: StagedTree) -> ScriptModel:
     )
     # the scripts name versions as the target's package manager does (1.03_1 for pkg)
     packager = packager_for(plan.target.formats[0])
-    version = packager.version_of(plan.version, plan.revision, platform_for(plan.target.family).version_suffix(plan.target))
+    version = packager.version_of(plan.version, plan.revision,
+                                  platform_for(plan.target.family).version_suffix(plan.target))
     options = plan.recipe.options.get(packager.options_key)
     return script_model(
         plan.recipe,

@@ -141,7 +141,8 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
                 lines = []
                 code = sandbox.run(list(probe), env=env, on_output=lambda line: (lines.append(line), progress.line(line)))
             if code != 0:
-                raise BuildError(f"{target.label}: finding library dependencies failed with exit {code} (log: {progress.log_path})")
+                raise BuildError(f"{target.label}: finding library dependencies failed with exit {code} "
+                                 f"(log: {progress.log_path})")
             library_depends = plan.platform.parse_dependencies(lines)
     return BuildOutput(tree, environment, library_depends, engine.url if engine else "local")
 
@@ -307,7 +308,8 @@ def _from_cache(entry: CacheEntry, staging: Path) -> tuple[list[Artifact], Path,
         shutil.copyfile(entry.folder / name, staging / name)
     record_name = next(name for name in entry.files if name.endswith(RECORD_SUFFIX))
     record = BuildRecord.read(staging / record_name)
-    artifacts = [Artifact(staging / row.file, row.format, row.sha256, row.size, row.version) for row in record.artifacts]
+    artifacts = [Artifact(staging / row.file, row.format, row.sha256, row.size, row.version)
+                 for row in record.artifacts]
     return artifacts, staging / record_name, [staging / name for name, _ in record.companions]
 
 
@@ -355,8 +357,8 @@ def build_target(recipe: Recipe, target: Target, options: BuildOptions) -> Build
                         + companions)
         final = [replace(artifact, path=path) for artifact, path in zip(artifacts, placed, strict=False)]
         outcome = ("ok (cached): " if cached else "ok: ") + ", ".join(a.path.name for a in final)
-        return BuildResult(target.label, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations), cached,
-                           tuple(placed[len(artifacts) + 2:]))
+        return BuildResult(target.label, tuple(final), placed[len(artifacts)], log_path, dict(progress.durations),
+                           cached, tuple(placed[len(artifacts) + 2:]))
     finally:
         progress.close(outcome)
         shutil.rmtree(staging, ignore_errors=True)

@@ -122,7 +122,8 @@ def cross_environment(target: Target) -> dict[str, str]:
     if target.method != "cross" or target.cross is None:
         return dict(NATIVE_ENV)
     family = platform_for(target.family)
-    return {**toolchain_named(target.cross.toolchain).env(family.cross_triple(target)), **family.cross_environment(target)}
+    return {**toolchain_named(target.cross.toolchain).env(family.cross_triple(target)),
+            **family.cross_environment(target)}
 
 
 def _title(script: str) -> str:

@@ -75,7 +75,8 @@ def check_reproducible(recipe: Recipe, target: Target, options: BuildOptions) ->
                 folder.mkdir(parents=True, exist_ok=True)
                 report = _diffoscope(artifact.path, other.path if other else artifact.path,
                                      folder / f"{artifact.path.name}.diffoscope.txt")
-            comparisons.append(Comparison(artifact.path.name, artifact.sha256, other.sha256 if other else "missing", report))
+            comparisons.append(Comparison(artifact.path.name, artifact.sha256, other.sha256 if other else "missing",
+                                          report))
     # the first build is in the cache now: placing it in --out starts no container
     final = build_target(recipe, target, replace(options, use_cache=True))
     return Reproduction(final, comparisons)

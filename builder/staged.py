@@ -131,11 +131,13 @@ class StagedTree:
     def has(self, path: str) -> bool:
         return path in self._index
 
-    def with_file(self, path: str, content: str | bytes, mode: int, owner: str = "root", group: str = "root") -> "StagedTree":
+    def with_file(self, path: str, content: str | bytes, mode: int, owner: str = "root",
+                  group: str = "root") -> "StagedTree":
         """A tree with one more (or one replaced) regular file; missing parents become folders."""
         data = content.encode() if isinstance(content, str) else content
         digest, size = self.store.put_bytes(data)
-        return self._with_parents(path)._replace_entry(Entry(path, "file", mode, owner, group, sha256=digest, size=size))
+        return self._with_parents(path)._replace_entry(Entry(path, "file", mode, owner, group, sha256=digest,
+                                                             size=size))
 
     def with_symlink(self, path: str, target: str) -> "StagedTree":
         return self._with_parents(path)._replace_entry(Entry(path, "symlink", 0o777, "root", "root", target))
@@ -302,7 +304,8 @@ def _entry(tar, member, path, parent, seen, ids, store, strict) -> Entry:
         linked = member_parts(member.linkname)
         source = seen.get(posixpath.join(parent, *linked)) if not isinstance(linked, str) and linked else None
         if source is None or source.kind != "file":
-            raise BuildError(f"harvest: {path} is a hard link to {member.linkname!r}, which is not a file harvested before it")
+            raise BuildError(f"harvest: {path} is a hard link to {member.linkname!r}, "
+                             "which is not a file harvested before it")
         return Entry(path, "file", mode, owner, group, sha256=source.sha256, size=source.size)
     if member.isreg() and not member.issparse():
         handle = tar.extractfile(member)

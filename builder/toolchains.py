@@ -79,7 +79,8 @@ ZIG = Toolchain(
     wheels=(
         ("amd64", Wheel("ziglang-0.17.1-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64.musllinux_1_1_x86_64.whl",
                         "ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54", "manylinux2010_x86_64")),
-        ("arm64", Wheel("ziglang-0.17.1-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl",
+        ("arm64", Wheel("ziglang-0.17.1-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64."
+                        "musllinux_1_1_aarch64.whl",
                         "b7c5f02fccd40f89b999ee16a1f5ddced56e6182370f8affe494bcf8a28cf07e", "manylinux2014_aarch64")),
     ),
     # FreeBSD 14 and 15, EL 8, 9 and 10's glibc; amd64 and arm64

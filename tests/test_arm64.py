@@ -40,7 +40,8 @@ def test_targets_list_their_architectures_and_patches_can_be_limited_to_some(rec
 def test_architecture_fields_are_checked(tmp_path):
     text = edit(MINIMAL, "    formats: [deb]\n", "    formats: [deb]\n    architectures: [amd64, arm64]\n")
     assert load_text(tmp_path, text).targets[0].architectures == ("amd64", "arm64")
-    both = edit(MINIMAL, "    formats: [deb]\n", "    formats: [deb]\n    architecture: amd64\n    architectures: [arm64]\n")
+    both = edit(MINIMAL, "    formats: [deb]\n",
+                "    formats: [deb]\n    architecture: amd64\n    architectures: [arm64]\n")
     assert any("give architecture or architectures, not both" in p for p in problems_of(tmp_path, both))
     bad = edit(MINIMAL, "    formats: [deb]\n", "    formats: [deb]\n    architectures: [arm64, arm64, ARM]\n")
     found = problems_of(tmp_path, bad)

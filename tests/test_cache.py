@@ -37,7 +37,8 @@ def test_unchanged_build_is_served_from_the_cache_without_a_container(engine, re
     again = build_target(recipe, recipe.target(TARGET), _options(tmp_path / "b", fixture_sources, cache, jobs=1))
     assert again.cached  # make -j changes nothing in the output: same key
     assert [a.path.read_bytes() for a in again.artifacts] == [a.path.read_bytes() for a in first.artifacts]
-    assert json.loads(again.record_path.read_text())["cache_key"] == json.loads(first.record_path.read_text())["cache_key"]
+    assert (json.loads(again.record_path.read_text())["cache_key"]
+            == json.loads(first.record_path.read_text())["cache_key"])
     assert not _containers_created(started), "a cached build started a container"
     assert "ok (cached)" in again.log_path.read_text()
 
@@ -79,7 +80,8 @@ def test_check_reproducible_passes_for_every_format_and_explains_a_difference(en
     result = check(RECIPE, tmp_path / "good")
     outcomes = {o["target"]: o for o in json.loads(result.stdout)}
     assert result.returncode == 0, result.stderr
-    assert {name: o["reproducible"] for name, o in outcomes.items()} == {"debian-12": True, "el-9": True, "freebsd-14": True}
+    assert {name: o["reproducible"] for name, o in outcomes.items()} == {"debian-12": True, "el-9": True,
+                                                                        "freebsd-14": True}
     for outcome in outcomes.values():  # the outcome, as evidence beside each artifact for the publishing job
         for artifact in outcome["artifacts"]:
             path = Path(artifact["path"])

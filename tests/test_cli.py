@@ -100,7 +100,8 @@ def test_build_with_one_source_overridden_names_only_the_other(tmp_path, fixture
 
 
 def test_source_override_with_unknown_name(tmp_path):
-    result = qmail_pkg("build", str(RECIPE), "--target", "debian-12", "--source", f"nosuch={tmp_path}", "--out", str(tmp_path / "d"))
+    result = qmail_pkg("build", str(RECIPE), "--target", "debian-12", "--source", f"nosuch={tmp_path}",
+                       "--out", str(tmp_path / "d"))
     assert result.returncode == 1 and "no source named 'nosuch'" in result.stderr
 
 
@@ -130,15 +131,18 @@ def test_miniature_writes_a_recipe_that_validates_and_its_sources(tmp_path):
     result = qmail_pkg("miniature", str(tmp_path / "try"))
     assert result.returncode == 0, result.stderr
     recipe = tmp_path / "try" / "recipes" / "qmail-syncdir.yaml"
-    assert sorted(p.name for p in (tmp_path / "try" / "sources").iterdir()) == ["qmail-1.03.tar.gz", "syncdir-1.0.tar.gz"]
+    assert sorted(p.name for p in (tmp_path / "try" / "sources").iterdir()) == ["qmail-1.03.tar.gz",
+                                                                                "syncdir-1.0.tar.gz"]
     assert (tmp_path / "try" / "recipes" / "patches" / "syncdir-at-syscalls.patch").is_file()
     assert f"--sources {tmp_path / 'try' / 'sources'}" in result.stdout
     assert qmail_pkg("validate", str(recipe)).returncode == 0
     (tmp_path / "file").write_text("")
     refused = qmail_pkg("miniature", str(tmp_path / "file"))
-    assert refused.returncode == 1 and refused.stderr.count("\n") == 1 and "not a folder (a regular file)" in refused.stderr
+    assert (refused.returncode == 1 and refused.stderr.count("\n") == 1
+            and "not a folder (a regular file)" in refused.stderr)
     other = tmp_path / "other.yaml"
-    other.write_text(RECIPE.read_text().replace("  - name: syncdir\n", "  - name: fsync\n").replace("SRC_SYNCDIR", "SRC_FSYNC"))
+    other.write_text(RECIPE.read_text().replace("  - name: syncdir\n", "  - name: fsync\n")
+                     .replace("SRC_SYNCDIR", "SRC_FSYNC"))
     with_patches(tmp_path)
     refused = qmail_pkg("miniature", str(tmp_path / "m"), "--recipe", str(other))
     assert refused.returncode == 1 and refused.stderr.count("\n") >= 1 and "Traceback" not in refused.stderr

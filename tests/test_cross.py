@@ -100,7 +100,8 @@ def test_the_checks_can_fail(cross_built, recipe):
     el9 = _programs(artifact_of(cross_built["el-9", "amd64"], "rpm"), "rpm")
     el8_rules = platform_for("rhel").binary_rules(recipe.target("el-8"))
     failed = {c.name: c.evidence for c in check_programs(el9, el8_rules, "/var/qmail") if not c.passed}
-    assert list(failed) == ["programs: no GLIBC_ version newer than 2.28"] and "needs GLIBC_2.34" in "".join(failed.values())
+    assert (list(failed) == ["programs: no GLIBC_ version newer than 2.28"]
+            and "needs GLIBC_2.34" in "".join(failed.values()))
     # a program that imports open() from libc is not relinked against syncdir
     without = [(name, content) for name, content in programs if not name.endswith("/bin/qmail-queue")]
     syncdir = [c for c in check_programs(without, rules, "/var/qmail") if c.name == "programs: syncdir linked in"]

@@ -178,7 +178,8 @@ def test_tarball_matches_sources(tmp_path):
         text = tar.extractfile("qmail-1.03/qmail-send.c").read()
         files = {m.name for m in tar.getmembers() if m.isfile()}
     assert text == (trees["qmail"] / "qmail-send.c").read_bytes()
-    on_disk = {f"qmail-1.03/{p.relative_to(trees['qmail']).as_posix()}" for p in trees["qmail"].rglob("*") if p.is_file()}
+    on_disk = {f"qmail-1.03/{p.relative_to(trees['qmail']).as_posix()}"
+               for p in trees["qmail"].rglob("*") if p.is_file()}
     assert files == on_disk
 
 
@@ -200,7 +201,8 @@ def test_recipe_relinks_every_program_with_syncdir(built):
         for name in SYNCDIR_SYMBOLS:
             assert symbols.get(name) == "T", f"{program}: {name} is {symbols.get(name)}"
         assert symbols.get("fsync") == "U" and symbols.get("syscall") == "U"
-    archive = subprocess.run(["nm", str(sources["syncdir"] / "libsyncdir.a")], capture_output=True, text=True, check=True).stdout
+    archive = subprocess.run(["nm", str(sources["syncdir"] / "libsyncdir.a")], capture_output=True, text=True,
+                             check=True).stdout
     for name in SYNCDIR_SYMBOLS:
         assert f" T {name}\n" in archive
     assert " U fsync\n" in archive and " U syscall\n" in archive
@@ -291,7 +293,8 @@ def queued(prefix: Path) -> list[int]:
 
 def run_send(prefix: Path, until, timeout: float = 15) -> str:
     """Run qmail-send until until() holds, then SIGTERM it; returns its log."""
-    proc = subprocess.Popen([str(prefix / "bin" / "qmail-start"), "./Maildir/"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(prefix / "bin" / "qmail-start"), "./Maildir/"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout
         while not until() and time.monotonic() < deadline:
@@ -340,7 +343,8 @@ def test_qmail_queue_rejects_bad_envelopes(built):
 
     messages = mess()
     qq = str(prefix / "bin" / "qmail-queue")
-    for envelope, code in ((b"Fa\0\0", 91), (b"Xa\0Tb\0\0", 91), (b"Fa\0Tb\0", 91), (b"Fa\0T" + b"x" * 1200 + b"\0\0", 11)):
+    for envelope, code in ((b"Fa\0\0", 91), (b"Xa\0Tb\0\0", 91), (b"Fa\0Tb\0", 91),
+                           (b"Fa\0T" + b"x" * 1200 + b"\0\0", 11)):
         r, w = os.pipe()
         os.write(w, envelope)
         os.close(w)
@@ -395,7 +399,8 @@ def test_qmail_local_delivers_once_per_id(built, tmp_path):
     assert again.returncode == 0 and b"already_delivered" in again.stdout
     delivered = list((home / "Maildir" / "new").iterdir())
     assert len(delivered) == 1 and delivered[0].name.startswith("1.M2P3Q4R0.")
-    assert delivered[0].read_bytes().startswith(b"Return-Path: <me@example.org>\nDelivered-To: someone@example.org\nSubject: once")
+    assert delivered[0].read_bytes().startswith(b"Return-Path: <me@example.org>\n"
+                                                b"Delivered-To: someone@example.org\nSubject: once")
     assert not list((home / "Maildir" / "tmp").iterdir())
     # no Maildir, or an mbox delivery: temporary failure, the mail stays queued
     assert subprocess.run(args[:5] + ["./Nope/", "x"], input=b"", capture_output=True).returncode == 111
@@ -461,7 +466,8 @@ def test_syncdir_calls_behave_like_libc_and_sync(tmp_path):
         return
     for leftover in ("a/f", "a/h", "b/g"):
         (tmp_path / leftover).unlink(missing_ok=True)
-    trace = subprocess.run(["strace", "-f", "-e", "trace=fsync", "./probe"], cwd=tmp_path, capture_output=True, text=True)
+    trace = subprocess.run(["strace", "-f", "-e", "trace=fsync", "./probe"], cwd=tmp_path, capture_output=True,
+                           text=True)
     if trace.returncode != 0:
         pytest.skip(f"strace cannot trace here: {trace.stderr.strip()[:200]}")
     fsyncs = [line for line in trace.stderr.splitlines() if line.startswith("fsync(")]

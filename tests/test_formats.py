@@ -106,7 +106,8 @@ def test_rpm_metadata_scripts_and_files(built_rpm, recipe):
     for capability in ("MTA", "smtpdaemon", "server(smtp)", "/usr/sbin/sendmail"):
         assert capability in provides
     scripts = rpm_query(rpm, "--scripts")
-    for scriptlet in ("preinstall scriptlet", "postinstall scriptlet", "preuninstall scriptlet", "postuninstall scriptlet"):
+    for scriptlet in ("preinstall scriptlet", "postinstall scriptlet", "preuninstall scriptlet",
+                      "postuninstall scriptlet"):
         assert scriptlet in scripts
     listing = rpm_query(rpm, "-lv")
     assert "-rws--x--x    1 qmailq   qmail" in listing and "/var/qmail/bin/qmail-queue" in listing
@@ -169,8 +170,9 @@ def test_rpm_lifecycle_on_systemd_hosts(built_rpm, built_rpm_next, recipe, host)
 
 
 def test_one_recipe_builds_all_three_formats_through_the_command_line(engine, miniature, tmp_path):
-    args = [sys.executable, "-m", "builder.cli", "build", str(miniature[0]), "--target", "debian-12", "--target", "el-9",
-            "--target", "freebsd-14", "--out", str(tmp_path), "--sources", str(miniature[1]), "--json"]
+    args = [sys.executable, "-m", "builder.cli", "build", str(miniature[0]),
+            "--target", "debian-12", "--target", "el-9", "--target", "freebsd-14",
+            "--out", str(tmp_path), "--sources", str(miniature[1]), "--json"]
     result = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr
     formats = sorted(a["format"] for entry in json.loads(result.stdout) for a in entry["artifacts"])

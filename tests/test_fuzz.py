@@ -140,7 +140,8 @@ def _round_trip(tmp_path: Path, prefix: list[str], log: list[str], delivery: str
     result = subprocess.run(["sh", "-c", probe], cwd=work, capture_output=True, env={"PATH": os.environ["PATH"]})
     assert result.returncode == 0, result.stderr
     *values, quoted = result.stdout.split(b"\0")
-    assert [v.decode() for v in values] == [recipe.layout.prefix, recipe.services.log_dir, recipe.layout.prefix + "/control"]
+    assert [v.decode() for v in values] == [recipe.layout.prefix, recipe.services.log_dir,
+                                            recipe.layout.prefix + "/control"]
     # the advice the scripts print can be pasted back into a shell
     echoed = subprocess.run(["sh", "-c", f"printf %s {quoted.decode()}"], cwd=work, capture_output=True)
     assert echoed.stdout.decode() == recipe.layout.prefix
@@ -149,7 +150,8 @@ def _round_trip(tmp_path: Path, prefix: list[str], log: list[str], delivery: str
 
 
 description_text = st.lists(
-    st.sampled_from(["a", "b", " ", ":", ".", "-", "#", "\n", "\t", "Essential: yes", "Depends: evil", "\n.\n", "\n \n"]),
+    st.sampled_from(["a", "b", " ", ":", ".", "-", "#", "\n", "\t", "Essential: yes", "Depends: evil", "\n.\n",
+                     "\n \n"]),
     min_size=1, max_size=20).map("".join)
 
 
@@ -158,7 +160,8 @@ def empty_tree(tmp_path_factory):
     return StagedTree(ContentStore(tmp_path_factory.mktemp("store")), ())
 
 
-relation = st.from_regex(r"\A[a-z0-9][a-z0-9+.-]{1,8}( \((<<|<=|=|>=|>>) [0-9][a-z0-9.+~:-]{0,5}\))?( \| [a-z0-9][a-z0-9+.-]{1,8})?\Z")
+relation = st.from_regex(r"\A[a-z0-9][a-z0-9+.-]{1,8}( \((<<|<=|=|>=|>>) [0-9][a-z0-9.+~:-]{0,5}\))?"
+                         r"( \| [a-z0-9][a-z0-9+.-]{1,8})?\Z")
 summary_text = st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=40)
 
 
@@ -183,7 +186,8 @@ def _control_fields(tmp_path: Path, empty_tree: StagedTree, summary: str, descri
     tmp_path.mkdir()
     text = REAL.replace(FIELDS["summary"], f"  summary: {json.dumps(summary)}\n", 1)
     text = text.replace(FIELDS["depends"], f"  depends: [{json.dumps(depends)}]\n", 1)
-    text = re.sub(r"  description: \|\n(    .*\n)+", lambda _: f"  description: {json.dumps(description)}\n", text, count=1)
+    text = re.sub(r"  description: \|\n(    .*\n)+", lambda _: f"  description: {json.dumps(description)}\n", text,
+                  count=1)
     path = tmp_path / "r.yaml"
     path.write_text(text)
     recipe = _outcome(path)

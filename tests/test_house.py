@@ -126,7 +126,8 @@ def test_no_import_inside_a_function_or_behind_type_checking():
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                hidden += [f"{name}:{sub.lineno}" for sub in ast.walk(node) if isinstance(sub, (ast.Import, ast.ImportFrom))]
+                hidden += [f"{name}:{sub.lineno}" for sub in ast.walk(node)
+                           if isinstance(sub, (ast.Import, ast.ImportFrom))]
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 hidden.append(f"{name}:{node.lineno} (TYPE_CHECKING)")
     assert hidden == []

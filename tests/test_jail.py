@@ -27,7 +27,8 @@ class Recorder:
         self.calls.append(list(argv))
         local = shlex.split(argv[-1]) if argv[0] == "ssh" else argv
         if local[0] == "test":
-            return subprocess.CompletedProcess(argv, 0 if os.access(local[-1], os.X_OK) or os.path.exists(local[-1]) else 1, "", "")
+            return subprocess.CompletedProcess(
+                argv, 0 if os.access(local[-1], os.X_OK) or os.path.exists(local[-1]) else 1, "", "")
         if local[0] == "mktemp":
             return subprocess.run(local, capture_output=True, text=kwargs.get("text", False))
         if local[0] == "cat":
@@ -156,7 +157,8 @@ def test_a_jail_host_over_ssh_runs_the_same_commands_through_one_ssh_call(base):
     remote = [shlex.split(call[-1]) for call in recorder.calls]
     assert remote[0] == ["uname", "-s"]
     executed = next(words for words in remote if words[0] == "jexec")
-    assert executed[-3:] == ["sh", "-c", "echo 'quoted; $HOME'"] and "/build dir" in executed  # survives the remote shell
+    # survives the remote shell
+    assert executed[-3:] == ["sh", "-c", "echo 'quoted; $HOME'"] and "/build dir" in executed
     assert ["jail", "-r", box.name] in remote
     for bad in ("ssh://-oProxyCommand=x", "ssh://host:port"):
         with pytest.raises(SandboxError, match="expected ssh://"):

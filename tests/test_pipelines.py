@@ -44,7 +44,8 @@ def test_the_pipelines_install_the_tool_and_publish_only_what_two_builds_agree_o
     github = yaml.safe_load(render_pipeline("github", recipe, "r.yaml"))
     uploads = [step["with"] for step in github["jobs"]["rebuild"]["steps"] if "upload-artifact" in step.get("uses", "")]
     assert uploads == [{"name": "rebuilt-${{ matrix.target }}", "path": "rebuilt/"}]
-    downloads = [step["with"] for step in github["jobs"]["publish"]["steps"] if "download-artifact" in step.get("uses", "")]
+    downloads = [step["with"] for step in github["jobs"]["publish"]["steps"]
+                 if "download-artifact" in step.get("uses", "")]
     assert {"pattern": "rebuilt-*", "path": "rebuilt", "merge-multiple": True} in downloads
     gitlab = yaml.safe_load(render_pipeline("gitlab", recipe, "r.yaml"))
     assert gitlab["rebuild"]["artifacts"]["paths"] == ["rebuilt/"] and "needs" not in gitlab["publish"]

@@ -440,7 +440,8 @@ def test_schema_version(tmp_path: Path) -> None:
         ("name: demo", "name: Demo", "F:3:9: package.name: must be a Debian package name"),
         ('version: "1.0"', 'version: "v1"', "F:4:12: package.version: must be an upstream version"),
         ("A B <a@b.example>", "A B", "F:6:15: package.maintainer: must be 'Name <email>'"),
-        ("summary: a demo", "summary: |\n    two\n    lines", "F:9:12: package.summary: must be one line without control characters"),
+        ("summary: a demo", "summary: |\n    two\n    lines",
+         "F:9:12: package.summary: must be one line without control characters"),
         ("https://example.org\n", "example.org\n", "F:8:13: package.homepage: must be an http(s) URL"),
         ("demo-1.0.tar.gz\n", "dl/demo-1.0.tar.gz\n", "F:13:15: sources[0].filename: must be a plain"),
         ("name: main", "name: Main", "F:12:11: sources[0].name: must be lower-case"),
@@ -481,7 +482,8 @@ def test_env(tmp_path: Path) -> None:
 def test_steps_must_be_strings(tmp_path: Path) -> None:
     text = edit(MINIMAL, "    - make\n", "    - make\n    - cd: src\n    - 42\n    -\n")
     text += "    steps_after: [ok, [nested]]\n"
-    step = "a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)"
+    step = ("a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), "
+            "if: or unless: (an option)")
     assert problems_of(tmp_path, text) == [
         f"F:24:7: build.steps[1]: {step}",
         f"F:25:7: build.steps[2]: {step}",
@@ -493,14 +495,17 @@ def test_steps_must_be_strings(tmp_path: Path) -> None:
 def test_options_and_the_steps_that_depend_on_them(tmp_path: Path) -> None:
     options = "options:\n  fast:\n    default: true\n    description: the fast path\n"
     text = options + edit(MINIMAL, "    - make\n", "    - make\n    - {run: make fast, if: fast}\n"
-                                                   "    - run: |\n        # slow path\n        make slow\n      unless: fast\n")
+                                                   "    - run: |\n        # slow path\n        make slow\n"
+                                                   "      unless: fast\n")
     recipe = load_text(tmp_path, text)
     assert [(o.name, o.default) for o in recipe.build_options] == [("fast", True)]
     target = recipe.targets[0]
     assert target.steps_for({"fast": True}) == ("make", "make fast")
     assert target.steps_for({"fast": False}) == ("make", "# slow path\nmake slow\n")
-    step = "a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)"
-    bad = options + edit(MINIMAL, "    - make\n", "    - {run: make, if: slow}\n    - {run: make, if: fast, unless: fast}\n"
+    step = ("a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), "
+            "if: or unless: (an option)")
+    bad = options + edit(MINIMAL, "    - make\n", "    - {run: make, if: slow}\n"
+                                                  "    - {run: make, if: fast, unless: fast}\n"
                                                   "    - {run: make}\n    - {run: 'make # x', if: fast, then: y}\n")
     assert problems_of(tmp_path, bad) == [
         "F:27:23: build.steps[0].if: unknown option 'slow' (options: fast)",
@@ -613,7 +618,8 @@ def test_every_problem_is_reported_sorted_by_line(tmp_path: Path) -> None:
         "F:1:1: oops: unknown key 'oops'",
         "F:5:12: package.version: must be a string (quote it)",
         "F:13:5: sources[0]: no sha256 or sha512 checksum: a source must be pinned",
-        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)",
+        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and phase: "
+        "(prepare, build or install), if: or unless: (an option)",
         "F:29:15: targets[0].formats[0]: format 'rpm' needs family 'rhel', not 'debian'",
     ]
 
@@ -639,7 +645,8 @@ def test_recursive_alias(tmp_path: Path) -> None:
     assert problems_of(tmp_path, text) == [
         # the alias is the list itself, so both point at its anchor
         "F:23:7: build.steps[0][0]: an alias refers to a value that contains it",
-        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and phase: (prepare, build or install), if: or unless: (an option)",
+        "F:23:7: build.steps[0]: a step must be a string of shell, or a mapping with run: and phase: "
+        "(prepare, build or install), if: or unless: (an option)",
     ]
 
 
@@ -760,7 +767,8 @@ def test_unquoted_step_cut_by_a_yaml_comment_is_an_error(tmp_path: Path) -> None
 
 def test_comments_after_quoted_steps_and_other_fields_are_fine(tmp_path: Path) -> None:
     text = edit(REAL.read_text(), "    size: 8878\n", "    size: 8878  # bytes\n")
-    text = edit(text, "  steps:\n", "  steps:\n    - {phase: prepare, run: \"true\"}  # a quoted step may carry a comment\n")
+    text = edit(text, "  steps:\n",
+                "  steps:\n    - {phase: prepare, run: \"true\"}  # a quoted step may carry a comment\n")
     assert load_text(tmp_path, text).target("debian-12").steps[0] == "true"
 
 

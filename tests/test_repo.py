@@ -48,7 +48,8 @@ def gnupg(tmp_path_factory):
     subprocess.run(["gpg", "--batch", "--quiet", "--passphrase", "", "--quick-gen-key",
                     "qmail-pkg test <test@qmail-pkg.invalid>", "rsa3072", "sign", "1d"], env=env, check=True,
                    capture_output=True)
-    listing = subprocess.run(["gpg", "--list-secret-keys", "--with-colons"], env=env, capture_output=True, text=True).stdout
+    listing = subprocess.run(["gpg", "--list-secret-keys", "--with-colons"], env=env, capture_output=True,
+                             text=True).stdout
     fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr"))
     secret = home / "secret.asc"
     subprocess.run(["gpg", "--batch", "--armor", "--export-secret-keys", fingerprint], env=env, check=True,
@@ -119,13 +120,15 @@ def test_apt_installs_from_the_signed_repository_and_refuses_tampering(built, re
         box.output(["sh", "-c", "cp -r /srv/repo /srv/bad && cd /srv/bad/dists/bookworm/main/binary-amd64 "
                                 "&& sed -i 's/^Priority: optional/Priority: optionaL/' Packages "
                                 "&& for f in Packages.gz Packages.xz by-hash/SHA256/*; do "
-                                "printf X | dd of=$f bs=1 seek=100 conv=notrunc 2>/dev/null; done && rm -rf /var/lib/apt/lists/* && "
+                                "printf X | dd of=$f bs=1 seek=100 conv=notrunc 2>/dev/null; done && "
+                                "rm -rf /var/lib/apt/lists/* && "
                                 "sed -i 's#file:/srv/repo#file:/srv/bad#' /etc/apt/sources.list.d/qmail-pkg.sources"])
         code, out = apt(box, "apt-get update")
         assert "Hash Sum mismatch" in out or "unexpected size" in out, out
         # one byte of the package changed: apt refuses to install it
         box.output(["sh", "-c", "rm -rf /srv/bad && cp -r /srv/repo /srv/bad && "
-                                "deb=$(find /srv/bad/pool -name '*.deb') && printf 'X' | dd of=$deb bs=1 seek=2000 conv=notrunc 2>/dev/null && "
+                                "deb=$(find /srv/bad/pool -name '*.deb') && "
+                                "printf 'X' | dd of=$deb bs=1 seek=2000 conv=notrunc 2>/dev/null && "
                                 "rm -rf /var/lib/apt/lists/* && apt-get update >/dev/null 2>&1; apt-get clean"])
         code, out = apt(box, "apt-get install -y --reinstall qmail-syncdir")
         assert code != 0 and ("Hash Sum mismatch" in out or "size mismatch" in out.lower()), out
@@ -137,7 +140,10 @@ def test_apt_over_http_and_an_upgrade_from_v1_to_v2(built, built_next, recipe, g
     with apt_box(recipe) as box:
         put_repo(box, repo)
         box.put_file(SERVE.encode(), "/srv/http.sh", 0o755)
-        code, out = box.output(["sh", "-c", "mkdir -p /service/http/ && printf '#!/bin/sh\\nexec tcpserver -RHl0 127.0.0.1 8080 sh /srv/http.sh\\n' > /service/http/run && chmod 755 /service/http/run"])
+        code, out = box.output(["sh", "-c",
+                                "mkdir -p /service/http/ && "
+                                "printf '#!/bin/sh\\nexec tcpserver -RHl0 127.0.0.1 8080 sh /srv/http.sh\\n' "
+                                "> /service/http/run && chmod 755 /service/http/run"])
         time.sleep(6)
         _setup_client(box, "http://127.0.0.1:8080/")
         code, out = apt(box, "apt-get update")
@@ -226,7 +232,8 @@ def test_dnf_reads_the_signed_rpm_repository(built_rpm, gnupg, tmp_path):
     subprocess.run(["rpm", "--dbpath", str(db), "--import", str(repo / "qmail-pkg-archive-keyring.asc")], check=True)
     check = subprocess.run(["rpm", "--dbpath", str(db), "-K", str(got)], capture_output=True, text=True)
     assert check.returncode == 0 and "signatures OK" in check.stdout, check.stdout + check.stderr
-    unsigned = subprocess.run(["rpm", "--dbpath", str(db), "-K", str(artifact_of(built_rpm, "rpm"))], capture_output=True, text=True)
+    unsigned = subprocess.run(["rpm", "--dbpath", str(db), "-K", str(artifact_of(built_rpm, "rpm"))],
+                              capture_output=True, text=True)
     assert "signatures OK" not in unsigned.stdout  # the check can fail: the build's own rpm is not signed
     # a tampered repomd.xml no longer matches its signature: dnf refuses the repository
     repomd = repo / "rpm/el-9/repodata/repomd.xml"
@@ -248,7 +255,8 @@ def test_freebsd_catalogue_lists_the_package_signed(built_pkg, gnupg, tmp_path):
     assert (area / "meta.conf").read_text().startswith("version = 2;\npacking_format = \"tzst\";")
     public = repo / "qmail-pkg-freebsd.pub"
     for archive, member in (("packagesite.pkg", "packagesite.yaml"), ("data.pkg", "data")):
-        with tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader((area / archive).open("rb")), mode="r|") as tar:
+        with tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader((area / archive).open("rb")),
+                          mode="r|") as tar:
             contents = {m.name: tar.extractfile(m).read() for m in tar}
         assert list(contents) == ["signature", member]
         signature = tmp_path / "signature"
@@ -261,7 +269,8 @@ def test_freebsd_catalogue_lists_the_package_signed(built_pkg, gnupg, tmp_path):
             (entry,) = [json.loads(line) for line in contents[member].decode().splitlines()]
         else:
             (entry,) = json.loads(contents[member])["packages"]
-        assert (entry["name"], entry["version"], entry["path"]) == ("qmail-syncdir", "1.03_1", "All/qmail-syncdir-1.03_1.freebsd14.amd64.pkg")
+        assert (entry["name"], entry["version"], entry["path"]) == ("qmail-syncdir", "1.03_1",
+                                                                    "All/qmail-syncdir-1.03_1.freebsd14.amd64.pkg")
         assert entry["sum"] == file_sum(package.read_bytes()) and entry["pkgsize"] == package.stat().st_size
         # tampered: the signature does not cover it (the last digit changed, whatever it was)
         other = digest[:-1] + (b"1" if digest.endswith(b"0") else b"0")
@@ -280,4 +289,5 @@ def test_prune_keeps_the_newest_versions(built, built_next, gnupg, tmp_path):
     assert report.pruned == ["pool/main/q/qmail-syncdir/qmail-syncdir_1.03-1+deb12_amd64.deb"]
     packages = (repo / "dists/bookworm/main/binary-amd64/Packages").read_text()
     assert "Version: 1.03-1+deb12" not in packages and "Version: 1.03-2+deb12" in packages
-    assert sorted(p.name for p in (repo / "pool/main/q/qmail-syncdir").iterdir()) == ["qmail-syncdir_1.03-2+deb12_amd64.deb"]
+    assert sorted(p.name for p in (repo / "pool/main/q/qmail-syncdir").iterdir()) == [
+        "qmail-syncdir_1.03-2+deb12_amd64.deb"]

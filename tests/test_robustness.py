@@ -26,7 +26,8 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("signum, code, word",
+                         [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_removes_the_container_and_leaves_nothing(engine, fixture_sources, tmp_path, signum, code, word):
     out = tmp_path / "dist"
     scratch = tmp_path / "tmp"
@@ -34,7 +35,8 @@ def test_a_signal_removes_the_container_and_leaves_nothing(engine, fixture_sourc
     # The real recipe plus one slow last step, so that the signal lands inside the sandbox.
     recipe = tmp_path / "slow.yaml"
     recipe.write_text(RECIPE.read_text().replace(
-        "    image: qmail-pkg/debian-12\n", "    image: qmail-pkg/debian-12\n    steps_after: [{phase: install, run: sleep 60}]\n"))
+        "    image: qmail-pkg/debian-12\n",
+        "    image: qmail-pkg/debian-12\n    steps_after: [{phase: install, run: sleep 60}]\n"))
     with_patches(tmp_path)
     args = [sys.executable, "-m", "builder.cli", "build", str(recipe), "--target", TARGET, "--out", str(out)]
     for name, path in fixture_sources.items():
@@ -66,7 +68,8 @@ def test_failed_upgrade_brings_the_services_back(built, built_next, recipe, tmp_
     with abort-upgrade, which must start qmail-send again."""
     failing = repack_preinst(deb_of(built_next), tmp_path, append="echo 'simulated failure' >&2; exit 1\n")
     spec = image_spec(recipe.target(TARGET), "verify")
-    box = DockerSandbox(spec.reference, role="verify", command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
+    box = DockerSandbox(spec.reference, role="verify",
+                        command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
     with box:
         code, out = box.output(["dpkg", "-i", put_artifact(box, deb_of(built))])
         assert code == 0, out

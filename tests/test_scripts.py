@@ -156,7 +156,8 @@ def test_systemd_units_run_what_daemontools_runs(model):
     files = {f.path: f.content for f in render_service_files(model)}
     send, smtpd = files["/lib/systemd/system/qmail-send.service"], files["/lib/systemd/system/qmail-smtpd.service"]
     assert 'ExecStart="/var/qmail/rc"' in send
-    assert 'ExecStart="/var/qmail/supervise/qmail-smtpd/run"' in smtpd and "Environment=QMAIL_SUPERVISOR=systemd" in smtpd
+    assert ('ExecStart="/var/qmail/supervise/qmail-smtpd/run"' in smtpd
+            and "Environment=QMAIL_SUPERVISOR=systemd" in smtpd)
     assert "LimitDATA=8000000:infinity" in smtpd  # softlimit -m under daemontools
     for unit in (send, smtpd):
         # never beside daemontools' qmail-send: only while the scripts chose systemd
@@ -566,8 +567,10 @@ printf 'my.own.relay.example\\n' >/var/qmail/control/rcpthosts   # the admin's
 step postinst1 /pkg/postinst configure ''
 stats {state_paths} >/out/stat1
 stats /var/log/qmail/qmail-send /var/log/qmail/qmail-smtpd /var/qmail/alias/Maildir/new >/out/stat-logs
-for f in me defaultdomain plusdomain locals rcpthosts; do echo "$f=$(tr '\\n' ' ' </var/qmail/control/$f)"; done >/out/control1
-for f in .qmail-postmaster .qmail-root .qmail-mailer-daemon; do echo "$f=$(cat /var/qmail/alias/$f)"; stats /var/qmail/alias/$f; done >/out/alias1
+for f in me defaultdomain plusdomain locals rcpthosts; do echo "$f=$(tr '\\n' ' ' </var/qmail/control/$f)"; \
+done >/out/control1
+for f in .qmail-postmaster .qmail-root .qmail-mailer-daemon; do echo "$f=$(cat /var/qmail/alias/$f)"; \
+stats /var/qmail/alias/$f; done >/out/alias1
 hostname >/out/hostname
 cp /var/lib/qmail-syncdir/created-files /out/created
 echo mail.edited.example >/var/qmail/control/me
@@ -580,7 +583,8 @@ ln /var/qmail/queue/mess/0/12345 /var/qmail/queue/todo/12345   # the same messag
 echo 'Subject: for root' >/var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host
 echo 'a log line' >/var/log/qmail/qmail-send/current
 step prerm /pkg/prerm remove
-rm -rf /var/qmail/bin /var/qmail/rc /var/qmail/control/defaultdelivery /var/qmail/supervise/*/run /var/qmail/supervise/*/log/run
+rm -rf /var/qmail/bin /var/qmail/rc /var/qmail/control/defaultdelivery \
+/var/qmail/supervise/*/run /var/qmail/supervise/*/log/run
 mkdir -p /var/qmail/supervise/qmail-send/supervise   # left behind by supervise
 step postrm-remove /pkg/postrm remove
 step postrm-purge /pkg/postrm purge
@@ -649,12 +653,14 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
     # what holds mail is kept whole, named, with why and how to remove it by hand
     assert "purge kept the queue /var/qmail/queue: it holds 1 message not yet delivered:\n" \
            "    /var/qmail/queue/mess/0/12345\n" in purge
-    assert "Install qmail-syncdir again and qmail delivers it. To throw it away instead: rm -rf /var/qmail/queue" in purge
+    assert ("Install qmail-syncdir again and qmail delivers it. "
+            "To throw it away instead: rm -rf /var/qmail/queue") in purge
     assert "purge kept /var/qmail/alias/Maildir (mail to root): it holds 1 message:\n" \
            "    /var/qmail/alias/Maildir/new/1700000000.M1P2Q3R0.host\n" in purge
     assert "Read or move it, then: rm -rf /var/qmail/alias/Maildir" in purge
     # the admin's file is named as not the scripts'; the logs went
-    assert "purge kept 1 file the install scripts did not write" in purge and "    /var/qmail/control/rcpthosts" in purge
+    assert ("purge kept 1 file the install scripts did not write" in purge
+            and "    /var/qmail/control/rcpthosts" in purge)
     assert "/var/log/qmail/qmail-send" in purge.split("purge removed", 1)[1].splitlines()[0]
     assert "qmailq" in purge
     after = out("after-purge").splitlines()
@@ -677,7 +683,8 @@ for a in bogus ''; do for s in preinst postinst prerm postrm; do step "bad-$s-$a
 # Paths a first install changes that are not the package's: the account
 # databases (useradd keeps a backup of each) and debconf's own database.
 NOT_THE_PACKAGES = re.compile(r"^/etc/(passwd|group|shadow|gshadow)-?$|^/var/cache/debconf/")
-SNAPSHOT = "find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /out -o -path /pkg -o -path /tmp \\) -prune -o -print | sort"
+SNAPSHOT = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /out -o -path /pkg -o -path /tmp \\) "
+            "-prune -o -print | sort")
 
 
 def test_purge_without_mail_leaves_nothing(container, model, tmp_path):

@@ -101,7 +101,8 @@ def test_an_engine_without_a_client_keeps_docker_io_away(tmp_path, how):
 def test_a_host_without_docker_gets_docker_io_and_a_dockerd(tmp_path):
     result = _setup_host(tmp_path, client=False, missing="docker.io mmdebstrap")
     assert result.returncode == 0, result.stderr
-    assert [call for call in _apt_calls(tmp_path) if call.startswith("install")] == ["install -y -q docker.io mmdebstrap"]
+    assert [call for call in _apt_calls(tmp_path) if call.startswith("install")] == [
+        "install -y -q docker.io mmdebstrap"]
     assert (tmp_path / "dockerd-ran").exists() and "starting dockerd" in result.stderr
 
 

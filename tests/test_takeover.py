@@ -84,7 +84,8 @@ echo hand.example.org > /var/qmail/control/me
 echo hand.example.org > /var/qmail/control/rcpthosts
 printf 'hand.example.org\\nlocalhost\\n' > /var/qmail/control/locals
 echo ./Maildir/ > /var/qmail/control/defaultdelivery
-useradd -m -s /bin/sh mailuser && mkdir -p /home/mailuser/Maildir/new /home/mailuser/Maildir/cur /home/mailuser/Maildir/tmp
+useradd -m -s /bin/sh mailuser && \
+mkdir -p /home/mailuser/Maildir/new /home/mailuser/Maildir/cur /home/mailuser/Maildir/tmp
 chown -R mailuser: /home/mailuser/Maildir
 touch /var/qmail/supervise/qmail-send/down   # the admin keeps it down while we queue
 ln -s /var/qmail/supervise/qmail-send /service/qmail-send
@@ -139,7 +140,8 @@ def test_preseeded_install_takes_over_a_hand_installed_qmail(built, recipe, hand
         # the accounts have the build's ids, and the files follow them
         code, owners = box.output(["sh", "-c", "getent passwd qmailq qmails alias | cut -d: -f1,3,4; "
                                    "stat -c '%U %G %a' /var/qmail/queue/mess /var/qmail/bin/qmail-queue; "
-                                   "find /var/qmail /var/log/qmail/hand -xdev -uid +999 -o -xdev -gid +999 | grep -v ^/home | head"])
+                                   "find /var/qmail /var/log/qmail/hand -xdev -uid +999 -o -xdev -gid +999 "
+                                   "| grep -v ^/home | head"])
         assert owners.splitlines()[:3] == ["qmailq:974:971", "qmails:976:971", "alias:970:970"], owners
         assert owners.splitlines()[3:5] == ["qmailq qmail 750", "qmailq qmail 4711"], owners
         assert owners.splitlines()[5:] == [], f"files still owned by the old ids: {owners}"
@@ -156,11 +158,13 @@ def test_preseeded_install_takes_over_a_hand_installed_qmail(built, recipe, hand
         box.output(["sh", "-c", "rm -f /var/qmail/supervise/qmail-send/down; svc -u /service/qmail-send"])
         _wait(box, f"[ $(ls /home/mailuser/Maildir/new | wc -l) -ge {MESSAGES} ]", timeout=90)
         time.sleep(3)  # any duplicate would arrive now
-        code, out = box.output(["sh", "-c", "grep -h '^Subject: ' /home/mailuser/Maildir/new/* | sort | uniq -c | awk '{print $1}' | sort -u; "
+        code, out = box.output(["sh", "-c", "grep -h '^Subject: ' /home/mailuser/Maildir/new/* "
+                                "| sort | uniq -c | awk '{print $1}' | sort -u; "
                                 "ls /home/mailuser/Maildir/new | wc -l; find /var/qmail/queue/mess -type f | wc -l"])
         assert out.split() == ["1", str(MESSAGES), "0"], out  # each once, all of them, queue empty
         code, out = box.output(["sh", "-c", "grep -c . /var/lib/qmail-syncdir/events.log; "
-                                "grep -E ' (usermod|groupmod|backup|stop|takeover) ' /var/lib/qmail-syncdir/events.log | wc -l"])
+                                "grep -E ' (usermod|groupmod|backup|stop|takeover) ' /var/lib/qmail-syncdir/events.log "
+                                "| wc -l"])
         assert int(out.split()[1]) >= 9, out  # every action logged
 
 
@@ -175,5 +179,6 @@ def test_without_the_preseed_the_install_is_refused_and_nothing_changes(built, r
         assert "debconf-set-selections" in out and "refusing to install" in out
         assert "usermod -g" not in out  # groupmod -g already moves the users whose group it is
         assert _snapshot(box) == before
-        code, status = box.output(["sh", "-c", "dpkg-query -W -f '${Status}\\n' qmail-syncdir 2>&1; find /var/qmail/queue/mess -type f | wc -l"])
+        code, status = box.output(["sh", "-c", "dpkg-query -W -f '${Status}\\n' qmail-syncdir 2>&1; "
+                                               "find /var/qmail/queue/mess -type f | wc -l"])
         assert "install ok installed" not in status and status.split()[-1] == str(MESSAGES)

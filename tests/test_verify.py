@@ -90,7 +90,8 @@ def repack_control(good: Path, dest_dir: Path, script: str, *, insert: str = "",
     (work / member).unlink()
     with tarfile.open(work / "control.tar.gz", "w:gz") as tar:
         for path in sorted(control.iterdir()):
-            tar.add(path, arcname=f"./{path.name}", filter=lambda i: (setattr(i, "uid", 0), setattr(i, "gid", 0), i)[-1])
+            tar.add(path, arcname=f"./{path.name}",
+                    filter=lambda i: (setattr(i, "uid", 0), setattr(i, "gid", 0), i)[-1])
     repacked = dest_dir / good.name
     data = next(p.name for p in work.iterdir() if p.name.startswith("data.tar"))
     subprocess.run(["ar", "rc", str(repacked), "debian-binary", "control.tar.gz", data], cwd=work, check=True)
@@ -139,9 +140,11 @@ def test_svc_order_needs_old_binary_at_down_and_new_at_up():
     sup = DaemontoolsSupervision(None, "/service")
     good = ["1.0 inode=10 queued=5 svc -d /service/qmail-send", "2.0 inode=11 queued=3 svc -u /service/qmail-send"]
     assert svc_order(good, sup)[0]
-    same_inode = ["1.0 inode=10 queued=5 svc -d /service/qmail-send", "2.0 inode=10 queued=3 svc -u /service/qmail-send"]
+    same_inode = ["1.0 inode=10 queued=5 svc -d /service/qmail-send",
+                  "2.0 inode=10 queued=3 svc -u /service/qmail-send"]
     assert not svc_order(same_inode, sup)[0]
-    empty_queue = ["1.0 inode=10 queued=0 svc -d /service/qmail-send", "2.0 inode=11 queued=0 svc -u /service/qmail-send"]
+    empty_queue = ["1.0 inode=10 queued=0 svc -d /service/qmail-send",
+                   "2.0 inode=11 queued=0 svc -u /service/qmail-send"]
     assert "did not interrupt" in svc_order(empty_queue, sup)[1]
     assert not svc_order(good[1:], sup)[0]
     # the wrapper's lines are the sandbox's output: a line without its fields is a failed check, not a crash
@@ -199,7 +202,8 @@ def test_lifecycle_passes_on_systemd_hosts(built, built_next, host):
 def test_smtp_transcript_needs_a_refused_relay_and_every_reply():
     from builder.verify.traces import smtp_transcript_ok
 
-    good = "S: 220 x ESMTP\nC: HELO\nS: 250 x\nS: 250 ok\nS: 250 ok\nS: 553 sorry\nS: 354 go\nS: 250 ok 1 qp 2\nS: 221 x\n"
+    good = ("S: 220 x ESMTP\nC: HELO\nS: 250 x\nS: 250 ok\nS: 250 ok\nS: 553 sorry\nS: 354 go\nS: 250 ok 1 qp 2\n"
+            "S: 221 x\n")
     assert smtp_transcript_ok(good)[0]
     open_relay = good.replace("S: 553 sorry", "S: 250 ok")
     assert not smtp_transcript_ok(open_relay)[0]
@@ -216,9 +220,11 @@ def test_a_crash_looping_smtpd_is_not_up_and_serves_nothing(built, recipe):
     box = DockerSandbox(spec.reference, role="verify", hostname=HOSTS["svscan"].hostname,
                         command=["sh", "-c", "mkdir -p /service && exec svscan /service"])
     with box:
-        code, out = box.output(["sh", "-c", f"DEBIAN_FRONTEND=noninteractive dpkg -i {put_artifact(box, deb_of(built))}"])
+        code, out = box.output(["sh", "-c",
+                                f"DEBIAN_FRONTEND=noninteractive dpkg -i {put_artifact(box, deb_of(built))}"])
         assert code == 0, out
-        box.output(["sh", "-c", "rm -f /etc/services; sed -i 's/ 0 25 / 0 smtp /' /var/qmail/supervise/qmail-smtpd/run; "
+        box.output(["sh", "-c", "rm -f /etc/services; "
+                                "sed -i 's/ 0 25 / 0 smtp /' /var/qmail/supervise/qmail-smtpd/run; "
                                 "svc -t /service/qmail-smtpd"])
         report = Report(TARGET)
         life = Lifecycle(recipe, recipe.target(TARGET), box, report, lambda check: None)
@@ -262,7 +268,8 @@ def test_a_missing_tcpserver_is_named_with_the_package_that_brings_it(built, rec
             box.output(["sh", "-c", "systemctl is-system-running --wait"])
         code, out = box.output(["sh", "-c", "rm -f \"$(command -v tcpserver)\" && ! command -v tcpserver"])
         assert code == 0, out
-        code, out = box.output(["sh", "-c", f"DEBIAN_FRONTEND=noninteractive dpkg -i {put_artifact(box, deb_of(built))}"])
+        code, out = box.output(["sh", "-c",
+                                f"DEBIAN_FRONTEND=noninteractive dpkg -i {put_artifact(box, deb_of(built))}"])
     assert code == 0, out
     assert "qmail-smtpd needs tcpserver, which is not installed: apt-get install ucspi-tcp" in out, out
     assert "qmail-send needs" not in out  # only what is missing is named

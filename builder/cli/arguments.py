@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--messages", type=whole_number(1, 100000),
                    help="messages in flight during the upgrade (default: 200; 1000 under emulation, where the "
                         "package manager takes long to reach its scripts)")
-    p.add_argument("--host", default="svscan", choices=["svscan", "systemd-daemontools", "systemd", "systemd-apt", "all"],
+    p.add_argument("--host", default="svscan",
+                   choices=["svscan", "systemd-daemontools", "systemd", "systemd-apt", "all"],
                    help="the kind of host: svscan as the main process (default), systemd with Debian's "
                         "daemontools-run, systemd without daemontools (the package's own units), systemd "
                         "where `apt install ./PKG.deb` pulls the recommended daemontools-run, or all of them")
@@ -241,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ci", help="write a CI pipeline: a job per target, an independent rebuild, publishing on tags")
     p.add_argument("provider", choices=["github", "gitlab"])
     p.add_argument("recipe")
-    p.add_argument("--out", help="file to write (default: .github/workflows/qmail-pkg.yml or .gitlab-ci.yml); - for stdout")
+    p.add_argument("--out",
+                   help="file to write (default: .github/workflows/qmail-pkg.yml or .gitlab-ci.yml); - for stdout")
     p.set_defaults(func=commands.ci)
 
     p = sub.add_parser("clean", help="remove containers left behind by killed runs")

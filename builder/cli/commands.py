@@ -109,7 +109,8 @@ def _targets(recipe, names: list[str] | None, all_targets: bool):
         return list(recipe.targets)
     if not names:
         raise QmailPkgError(
-            f"{recipe.path}: name a target with --target (one of: {', '.join(t.name for t in recipe.targets)}) or use --all"
+            f"{recipe.path}: name a target with --target (one of: {', '.join(t.name for t in recipe.targets)}) "
+            "or use --all"
         )
     chosen = []
     for name in names:
@@ -161,8 +162,8 @@ def _build_options(args, targets):
     check_engines(targets, engines)
     return BuildOptions(
         out_dir=folder_path(args.out, f"--out {quoted(args.out, PATH_SHOWN)}").resolve(),
-        sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve() if args.sources
-                     else default_sources_dir()),
+        sources_dir=(folder_path(args.sources, f"--sources {quoted(args.sources, PATH_SHOWN)}").resolve()
+                     if args.sources else default_sources_dir()),
         overrides=tuple(args.source or ()),
         revision=args.revision,
         jobs=args.make_jobs,
@@ -306,8 +307,8 @@ def verify(args) -> int:
 def _power_cut(args, recipe, target, evidence_folder: Path | None) -> int:
     inputs = power_cut_inputs(target, [Path(p) for p in args.artifacts], Path(args.baseline) if args.baseline else None)
     keep = Path(args.keep).resolve() if args.keep else runs_folder(inputs.package)
-    options = PowerCutOptions(cycles=args.power_cut, filesystems=tuple(args.fs or FILESYSTEMS), baseline=inputs.baseline,
-                              seed=args.seed, jobs=args.jobs or 0, keep=keep)
+    options = PowerCutOptions(cycles=args.power_cut, filesystems=tuple(args.fs or FILESYSTEMS),
+                              baseline=inputs.baseline, seed=args.seed, jobs=args.jobs or 0, keep=keep)
     report = run_power_cut(recipe, inputs.target, inputs.package, inputs.name, options,
                            log=lambda line: print(f"power cut: {line}", file=sys.stderr, flush=True),
                            baseline_name=inputs.baseline_name)

@@ -20,7 +20,8 @@ class ContentEntry:
     link: str = ""  # symlinks: the target
 
     def describe(self) -> str:
-        return f"{self.kind} {self.mode:04o} {self.owner}:{self.group} {self.path}" + (f" -> {self.link}" if self.link else "")
+        return (f"{self.kind} {self.mode:04o} {self.owner}:{self.group} {self.path}"
+                + (f" -> {self.link}" if self.link else ""))
 
 
 @dataclass(frozen=True)

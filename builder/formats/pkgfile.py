@@ -152,7 +152,8 @@ def urldecode(text: str) -> str:
     out = bytearray()
     index = 0
     while index < len(text):
-        if text[index] == "%" and index + 2 < len(text) and all(c in "0123456789abcdefABCDEF" for c in text[index + 1:index + 3]):
+        if (text[index] == "%" and index + 2 < len(text)
+                and all(c in "0123456789abcdefABCDEF" for c in text[index + 1:index + 3])):
             out.append(int(text[index + 1:index + 3], 16))
             index += 3
         else:

@@ -115,7 +115,8 @@ def read_rpm(path: Path) -> PackageFacts:
         if names:
             if not len(names) == len(flags) == len(versions):
                 raise RpmError(f"{where}: {label} lists of different lengths")
-            relations.append((label, tuple(_relation(n, int(f), v) for n, f, v in zip(names, flags, versions, strict=True)
+            relations.append((label, tuple(_relation(n, int(f), v)
+                                           for n, f, v in zip(names, flags, versions, strict=True)
                                            if not n.startswith("rpmlib("))))
     dirnames, basenames = tags.get("Dirnames", []), tags.get("Basenames", [])
     indexes = [int(i) for i in tags.get("Dirindexes", [])]

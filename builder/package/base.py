@@ -124,5 +124,6 @@ class Packager(Protocol):
     def build(self, spec: PackageSpec, out_dir: Path, workdir: Path) -> Artifact:
         """Write the artifact into out_dir (a private temporary folder); return it."""
 
-    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext,
+                   out_dir: Path) -> tuple[Path, ...]:
         """Files written beside the artifact for the format's own tools (none for most)."""

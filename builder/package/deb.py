@@ -94,8 +94,10 @@ class DebPackager:
     script_set: ClassVar[str] = "deb"
     script_names: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm", "config", "templates")
     # control members besides control and md5sums: the scripts and what nfpm adds
-    allowed_scripts: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm", "config", "templates", "conffiles")
-    allowed_fields: ClassVar[frozenset[str]] = frozenset({"Maintainer", "Installed-Size", "Section", "Priority", "Homepage", "Description"})
+    allowed_scripts: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm", "config", "templates",
+                                                  "conffiles")
+    allowed_fields: ClassVar[frozenset[str]] = frozenset({"Maintainer", "Installed-Size", "Section", "Priority",
+                                                          "Homepage", "Description"})
     repository: ClassVar[type[RepositoryWriter]] = AptRepository
     options_key: ClassVar[str] = "debian"
     options_schema: ClassVar[dict[str, Any]] = {
@@ -193,7 +195,8 @@ class DebPackager:
     def file_name(self, spec: PackageSpec) -> str:
         return f"{spec.meta.name}_{self.version(spec)}_{spec.architecture}.deb"
 
-    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext,
+                   out_dir: Path) -> tuple[Path, ...]:
         """The .buildinfo and a binary upload's .changes (dput, reprepro include, debrebuild)."""
         version = self.version(spec)
         return write_upload(spec, artifact.path, version, changelog_text(spec, version), distribution(spec), context,

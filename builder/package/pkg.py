@@ -64,8 +64,9 @@ class PkgPackager:
     script_names: ClassVar[tuple[str, ...]] = SCRIPT_KEYS
     allowed_scripts: ClassVar[tuple[str, ...]] = SCRIPT_KEYS
     # the manifest keys build() writes besides name, version, abi, files, directories and scripts
-    allowed_fields: ClassVar[frozenset[str]] = frozenset({"origin", "comment", "maintainer", "www", "arch", "prefix", "flatsize",
-                                "licenselogic", "licenses", "desc", "categories", "users", "groups", "config"})
+    allowed_fields: ClassVar[frozenset[str]] = frozenset({"origin", "comment", "maintainer", "www", "arch", "prefix",
+                                                          "flatsize", "licenselogic", "licenses", "desc", "categories",
+                                                          "users", "groups", "config"})
     repository: ClassVar[type[RepositoryWriter]] = PkgRepository
     options_key: ClassVar[str] = "freebsd"
     options_schema: ClassVar[dict[str, Any]] = {
@@ -74,10 +75,12 @@ class PkgPackager:
         "properties": {
             "origin": {"type": "string", "pattern": "^[a-z0-9-]+/[A-Za-z0-9._+-]+$",
                        "x-messages": {"pattern": "must be category/name, such as mail/qmail-syncdir"}},
-            "categories": {"type": "array", "items": {"type": "string", "pattern": "^[a-z0-9-]+$",
-                                                       "x-messages": {"pattern": "must be a ports category such as mail"}}},
-            "licenses": {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z0-9._+-]+$",
-                                                     "x-messages": {"pattern": "must be a license name such as PD or GPLv2"}}},
+            "categories": {"type": "array", "items": {
+                "type": "string", "pattern": "^[a-z0-9-]+$",
+                "x-messages": {"pattern": "must be a ports category such as mail"}}},
+            "licenses": {"type": "array", "items": {
+                "type": "string", "pattern": "^[A-Za-z0-9._+-]+$",
+                "x-messages": {"pattern": "must be a license name such as PD or GPLv2"}}},
             "licenselogic": {"enum": ["single", "and", "or"]},
             "deps": {
                 "type": "array",
@@ -162,7 +165,8 @@ class PkgPackager:
             f"abi {archive.full.get('abi')}, version {archive.full.get('version')}")
         return CheckResult(name, not problems, evidence)
 
-    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext,
+                   out_dir: Path) -> tuple[Path, ...]:
         return ()
 
     def file_name(self, spec: PackageSpec) -> str:

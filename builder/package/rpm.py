@@ -53,7 +53,8 @@ class RpmPackager:
     script_names: ClassVar[tuple[str, ...]] = ("preinst", "postinst", "prerm", "postrm")
     allowed_scripts: ClassVar[tuple[str, ...]] = ("prein", "postin", "preun", "postun")
     # what nfpm writes; triggers, file triggers and relocation prefixes never
-    allowed_fields: ClassVar[frozenset[str]] = frozenset(FIELD_TAGS) - {"Prefixes", "Triggername", "Filetriggername", "Transfiletriggername"}
+    allowed_fields: ClassVar[frozenset[str]] = frozenset(FIELD_TAGS) - {"Prefixes", "Triggername", "Filetriggername",
+                                                                        "Transfiletriggername"}
     repository: ClassVar[type[RepositoryWriter]] = RpmRepository
     options_key: ClassVar[str] = "rpm"
     options_schema: ClassVar[dict[str, Any]] = {
@@ -142,7 +143,8 @@ class RpmPackager:
                        result.stdout.strip()[-200:])
         return CheckResult("rpmlint: no error", not errors, "; ".join(errors[:6]) or summary.strip())
 
-    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext, out_dir: Path) -> tuple[Path, ...]:
+    def companions(self, spec: PackageSpec, artifact: Artifact, context: BuildContext,
+                   out_dir: Path) -> tuple[Path, ...]:
         return ()
 
     def file_name(self, spec: PackageSpec) -> str:

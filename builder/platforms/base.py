@@ -128,7 +128,8 @@ class Platform:
         for group in accounts.groups:
             steps.append((f"create group {group.name} ({group.gid})", ("groupadd", "-g", str(group.gid), group.name)))
         for user in accounts.users:
-            argv = ("useradd", "-r", "-M", "-u", str(user.uid), "-g", user.group, "-d", user.home, "-s", user.shell, user.name)
+            argv = ("useradd", "-r", "-M", "-u", str(user.uid), "-g", user.group, "-d", user.home, "-s", user.shell,
+                    user.name)
             steps.append((f"create user {user.name} ({user.uid})", argv))
         return steps
 

@@ -76,7 +76,8 @@ class DebianPlatform(Platform):
     def binary_rules(self, target: Target) -> BinaryRules:
         newest = GLIBC.get(target.release)
         return BinaryRules(("ELFOSABI_SYSV", "ELFOSABI_LINUX"), GLIBC_INTERPRETERS[target.architecture],
-                           GLIBC_LIBRARIES, "GLIBC_", tuple(int(part) for part in newest.split(".")) if newest else None)
+                           GLIBC_LIBRARIES, "GLIBC_",
+                           tuple(int(part) for part in newest.split(".")) if newest else None)
 
     def cross_environment(self, target: Target) -> dict[str, str]:
         # dpkg-shlibdeps reads the target architecture's libraries (multiarch)
@@ -259,7 +260,8 @@ def bootstrap_with_mmdebstrap(spec: ImageSpec, log: Callable[[str], None], engin
             f"--architectures={','.join((spec.architecture, *spec.foreign))}",
             f"--include={','.join(spec.packages)}",
             # What went in, version by version: the build record names it.
-            f"--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg -W -f '${{Package}}=${{Version}}\\n' > {installed}",
+            "--customize-hook=dpkg-query --admindir=\"$1\"/var/lib/dpkg "
+            f"-W -f '${{Package}}=${{Version}}\\n' > {installed}",
             *_offered_hooks(spec.offered),
             *_toolchain_hooks(spec, Path(tmp), log),
             # Keep images small and free of apt lists that would go stale.

@@ -37,4 +37,5 @@ done
 
 
 def strip_steps(roots: tuple[str, ...]) -> Steps:
-    return [("strip binaries (dh_strip's options; owners and modes kept)", ("sh", "-eu", "-c", STRIP_SCRIPT, "strip", *roots))]
+    return [("strip binaries (dh_strip's options; owners and modes kept)",
+             ("sh", "-eu", "-c", STRIP_SCRIPT, "strip", *roots))]

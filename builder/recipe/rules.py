@@ -100,7 +100,8 @@ def _check_targets(data: dict[str, Any], report: Report) -> set[str]:
             for number, arch in enumerate(cross["architectures"]):
                 if isinstance(arch, str) and arch not in listed:
                     report.at_value(base + ("cross", "architectures", number),
-                                    f"{show(arch)} is not one of the target's architectures ({', '.join(map(str, listed))})")
+                                    f"{show(arch)} is not one of the target's architectures "
+                                    f"({', '.join(map(str, listed))})")
         if "architecture" in target and "architectures" in target:
             report.at_key(base + ("architectures",), "give architecture or architectures, not both")
         if "accounts" in target:
@@ -158,7 +159,8 @@ def check_text(value: Any, path: FieldPath, report: Report) -> None:
         multiline = path in MULTILINE_FIELDS or is_step(path)
         found = (_CONTROL_IN_TEXT if multiline else _CONTROL).search(value)
         if found:
-            what = "a control character other than newline or tab" if multiline else "must be one line without control characters"
+            what = ("a control character other than newline or tab" if multiline
+                    else "must be one line without control characters")
             report.at_value(path, f"{what} (found {found.group()!r} at offset {found.start()})")
             report.broken.add(path)
 
@@ -196,7 +198,8 @@ def _check_paths(data: dict[str, Any], report: Report) -> None:
         if folder in SHARED_FOLDERS:
             report.at_value(("layout", "harvest", index), f"{folder} {own}")
         elif folder == prefix or _below(folder, prefix) or _below(prefix, folder):
-            report.at_value(("layout", "harvest", index), f"{folder} overlaps layout.prefix ({prefix}), which is harvested already")
+            report.at_value(("layout", "harvest", index),
+                            f"{folder} overlaps layout.prefix ({prefix}), which is harvested already")
 
 
 def _step_lists(data: dict[str, Any]) -> Iterator[tuple[FieldPath, list]]:

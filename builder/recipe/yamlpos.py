@@ -179,7 +179,8 @@ class _Walker:
         line_end = buffer.find("\n", end)
         rest = buffer[end : line_end if line_end != -1 else len(buffer)]
         if rest.lstrip().startswith("#") and rest[:1] in (" ", "\t"):
-            return "this unquoted step ends where ' #' starts a YAML comment; write the step as a block (`- |`) or quote it"
+            return ("this unquoted step ends where ' #' starts a YAML comment; "
+                    "write the step as a block (`- |`) or quote it")
         return None
 
     def _construct(self, node: ScalarNode) -> tuple[Any, str | None]:

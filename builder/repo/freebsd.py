@@ -172,7 +172,8 @@ class PkgRepository:
             result = subprocess.run(["pkg", "repo", "--", str(self.root / area), str(self.key)], capture_output=True,
                                     text=True)
             if result.returncode != 0:
-                raise PublishError(f"pkg repo {area} failed: {printable((result.stderr or result.stdout).strip()[-300:])}")
+                raise PublishError(f"pkg repo {area} failed: "
+                                   f"{printable((result.stderr or result.stdout).strip()[-300:])}")
             report.indexes.append(area)
             return
         entries = []

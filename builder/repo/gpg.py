@@ -67,7 +67,8 @@ class Signer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _gpg(self, args: list[str], stdin: bytes | None = None, passphrase: bool = False) -> subprocess.CompletedProcess:
+    def _gpg(self, args: list[str], stdin: bytes | None = None,
+             passphrase: bool = False) -> subprocess.CompletedProcess:
         argv = ["gpg", "--batch", "--no-tty", "--quiet"]
         data = stdin
         secret = os.environ.get(PASSPHRASE_ENV)
@@ -98,7 +99,8 @@ class Signer:
         if primary[1] in ("e", "r"):
             raise SigningError(f"signing key {key!r} has {'expired' if primary[1] == 'e' else 'been revoked'}")
         if primary[6] and primary[6].isdigit() and int(primary[6]) < time.time():
-            raise SigningError(f"signing key {key!r} expired on {time.strftime('%Y-%m-%d', time.gmtime(int(primary[6])))}")
+            raise SigningError(f"signing key {key!r} expired on "
+                               f"{time.strftime('%Y-%m-%d', time.gmtime(int(primary[6])))}")
         return fingerprint
 
     def _sign(self, args: list[str], source: Path, target: Path) -> bytes:
@@ -108,7 +110,8 @@ class Signer:
                             str(source)], passphrase=True)
         if result.returncode != 0:
             target.unlink(missing_ok=True)
-            hint = "" if os.environ.get(PASSPHRASE_ENV) is not None else f" (if the key has a passphrase, set {PASSPHRASE_ENV} or use gpg-agent)"
+            hint = ("" if os.environ.get(PASSPHRASE_ENV) is not None
+                    else f" (if the key has a passphrase, set {PASSPHRASE_ENV} or use gpg-agent)")
             raise SigningError(f"gpg could not sign {source.name}: {_tail(result.stderr)}{hint}")
         return target.read_bytes()
 

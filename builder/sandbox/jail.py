@@ -143,9 +143,11 @@ class JailSandbox:
                 "or use the test-only targets that package on a Debian userland"
             )
         if not os.environ.get(JAIL_BASE_ENV):
-            raise SandboxError(f"set {JAIL_BASE_ENV} to the folder holding extracted base releases (e.g. {self.release}/)")
+            raise SandboxError(f"set {JAIL_BASE_ENV} to the folder holding extracted base releases "
+                               f"(e.g. {self.release}/)")
         base = Path(os.environ[JAIL_BASE_ENV]) / self.release
-        exists = self._runner(self.host_command(["test", "-x", str(base / "bin" / "sh")]), capture_output=True).returncode == 0
+        exists = self._runner(self.host_command(["test", "-x", str(base / "bin" / "sh")]),
+                              capture_output=True).returncode == 0
         if not exists:
             raise SandboxError(f"{base} is not an extracted FreeBSD base release (no bin/sh)")
         return base
@@ -167,7 +169,8 @@ class JailSandbox:
         if dataset:
             self._clone = f"{dataset}/{self.name}"
             self._check(["zfs", "snapshot", f"{dataset}/{self.release}@{self.name}"])
-            self._check(["zfs", "clone", "-o", f"mountpoint={root}", f"{dataset}/{self.release}@{self.name}", self._clone])
+            self._check(["zfs", "clone", "-o", f"mountpoint={root}", f"{dataset}/{self.release}@{self.name}",
+                         self._clone])
         else:
             self._check(self.copy_command(base, root))
         self._check(self.create_command(root))

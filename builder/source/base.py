@@ -180,4 +180,5 @@ class SourcePackager(Protocol):
         """Write the source package into out_dir (a private folder); return what it wrote."""
 
 
-__all__ = ["HUNK", "InstallItem", "PACKAGING", "SourcePackager", "SourcePatch", "SourceResult", "SourceSpec", "Upstream"]
+__all__ = ["HUNK", "InstallItem", "PACKAGING", "SourcePackager", "SourcePatch", "SourceResult", "SourceSpec",
+           "Upstream"]

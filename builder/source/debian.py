@@ -239,7 +239,8 @@ def dsc_text(spec: SourceSpec, version: str, origs, debian_tar: Path) -> str:
         "Standards-Version: 4.6.2",
         f"Build-Depends: {', '.join([*options.build_depends, NSS_WRAPPER])}",
         "Package-List:",
-        f" {spec.name} deb {spec.package.meta.section} {spec.package.meta.priority} arch={','.join(spec.target.architectures)}",
+        f" {spec.name} deb {spec.package.meta.section} {spec.package.meta.priority} "
+        f"arch={','.join(spec.target.architectures)}",
         "Checksums-Sha1:",
         *(f" {sha1} {size} {name}" for name, size, _, sha1, _ in rows),
         "Checksums-Sha256:",

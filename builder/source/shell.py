@@ -75,7 +75,8 @@ def packaging_files(spec: SourceSpec, items=None, extra: tuple[tuple[str, bytes]
         PackagingFile("build.sh", render("common/build.sh.j2", {"steps": steps}).encode(), 0o755),
         PackagingFile("install-tree.sh", install_script(spec, items).encode(), 0o755),
     ]
-    files += [PackagingFile(step.file, script.encode(), 0o644) for step, script in zip(steps, spec.build_steps, strict=True)]
+    files += [PackagingFile(step.file, script.encode(), 0o644)
+              for step, script in zip(steps, spec.build_steps, strict=True)]
     files += [PackagingFile(f"root{path}", content, 0o644) for path, content in (*spec.files, *extra)]
     return sorted(files, key=lambda item: item.path)
 

@@ -92,7 +92,8 @@ def installed_checks(sandbox, recipe: Recipe, target: Target, manifest: tuple[Ma
         check_layout(sandbox, manifest, target.accounts, prefix),
         check_setuid(sandbox, f"{prefix}/bin/qmail-queue", "qmailq"),
         check_syncdir_symbols(sandbox, [f"{prefix}/bin/{name}" for name in PROOF_BINARIES]),
-        CheckResult(f"{pm.name} verifies the installed files", code == 0 and not out.strip(), out.strip() or "no differences"),
+        CheckResult(f"{pm.name} verifies the installed files", code == 0 and not out.strip(),
+                    out.strip() or "no differences"),
     ]
 
 

@@ -225,11 +225,13 @@ class SystemdSupervision(Supervision):
                          "printf '%s %s %s\\n' $u \"${a:-unknown}\" \"${e:-none}\"; "
                          "done; ls /etc/systemd/system/*.wants 2>/dev/null | grep qmail || true")
         bad = [line for line in out.splitlines()
-               if line.strip() and not re.match(r"^qmail-\S+ (inactive|unknown) (none|disabled|not-found)?\s*$", line.strip())]
+               if line.strip()
+               and not re.match(r"^qmail-\S+ (inactive|unknown) (none|disabled|not-found)?\s*$", line.strip())]
         return not bad, out.strip().replace("\n", "; ")
 
     def is_stop_call(self, line: str, service: str) -> bool:
         return " systemctl" in line and re.search(r"\bstop\b", line) is not None and f"{service}.service" in line
 
     def is_start_call(self, line: str, service: str) -> bool:
-        return " systemctl" in line and re.search(r"\b(start|restart)\b", line) is not None and f"{service}.service" in line
+        return (" systemctl" in line and re.search(r"\b(start|restart)\b", line) is not None
+                and f"{service}.service" in line)

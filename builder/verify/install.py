@@ -16,7 +16,8 @@ def install_and_check(recipe: Recipe, target: Target, artifact: Path, record_pat
     record = BuildRecord.read(record_path)
     environment = prepare_environment(target, "verify")
     pm = package_manager_for(target)
-    with open_sandbox(target, environment.reference, role="verify", labels={"qmail-pkg.target": target.name}) as sandbox:
+    with open_sandbox(target, environment.reference, role="verify",
+                      labels={"qmail-pkg.target": target.name}) as sandbox:
         if pm.prepare:
             sandbox.output(["sh", "-c", pm.prepare])
         command = pm.command("install", path=put_artifact(sandbox, artifact))

@@ -70,7 +70,8 @@ class Lifecycle(RemovalSteps):
         up = self.all_up("install")
         subject = f"verify-install-{int(time.time())}"
         code, out = self.inject([subject])
-        ok, evidence = self.wait_delivered([subject], timeout=30) if code == 0 else (False, f"qmail-inject failed: {_tail(out)}")
+        ok, evidence = (self.wait_delivered([subject], timeout=30) if code == 0
+                        else (False, f"qmail-inject failed: {_tail(out)}"))
         self.result(f"install: mail to the bare name {TEST_USER!r} delivered into ~/Maildir (host name "
                     f"{self.host.hostname!r})", ok, evidence)
         smtp_ok = self.smtp("install", f"verify-smtp-install-{int(time.time())}")
@@ -88,7 +89,8 @@ class Lifecycle(RemovalSteps):
         trace = "/tmp/qmail-queue.trace"
         code, out = self.sh(
             f"printf 'To: {TEST_USER}\\nSubject: verify-strace\\n\\nx\\n' | "
-            f"strace -f -qq -y -o {trace} -e trace=chdir,open,openat,link,linkat,unlink,unlinkat,rename,renameat,renameat2,fsync,fdatasync "
+            f"strace -f -qq -y -o {trace} "
+            "-e trace=chdir,open,openat,link,linkat,unlink,unlinkat,rename,renameat,renameat2,fsync,fdatasync "
             f"{self.prefix}/bin/qmail-inject {TEST_USER} 2>&1; echo exit=$?"
         )
         _, text = self.sh(f"cat {trace}")
@@ -98,12 +100,14 @@ class Lifecycle(RemovalSteps):
     def upgrade_in_flight(self, old: BuiltPackage, new: BuiltPackage, messages: int) -> None:
         name = "upgrade"
         control = f"{self.prefix}/control"
-        self.sh(f"echo verify.invalid >> {control}/locals; echo '# edited by the administrator' >> {control}/rcpthosts 2>/dev/null; true")
+        self.sh(f"echo verify.invalid >> {control}/locals; "
+                f"echo '# edited by the administrator' >> {control}/rcpthosts 2>/dev/null; true")
         _, control_before = self.sh(f"cd {control} && sha256sum * 2>/dev/null")
         self.sh(self.sup.stop("qmail-send"))
         subjects = [f"verify-flight-{n:04d}" for n in range(messages)]
         code, out = self.inject(subjects)
-        if not self.result(f"{name}: {messages} messages queued while qmail-send is down", code == 0, _tail(out) or "queued"):
+        if not self.result(f"{name}: {messages} messages queued while qmail-send is down", code == 0,
+                           _tail(out) or "queued"):
             return
         # A full queue is state, not package content: the package manager must not flag it.
         code, out = self.pm_command("verify", name=self.package)
@@ -117,17 +121,20 @@ class Lifecycle(RemovalSteps):
             f"until [ -n \"$(ls /home/{TEST_USER}/Maildir/new | grep -v install | head -1)\" ]; do sleep 0.05; done; "
             f"{upgrade} 2>&1"
         )
-        self.result(f"{name}: {self.pm.name} upgrades {old.version} -> {new.version} while delivering", code == 0, _tail(out))
+        self.result(f"{name}: {self.pm.name} upgrades {old.version} -> {new.version} while delivering", code == 0,
+                    _tail(out))
         log = self.svc_log()
         ok, evidence = svc_order(log, self.sup)
-        self.result(f"{name}: {self.sup.name} stops qmail-send before files are replaced, starts it after", ok, evidence)
+        self.result(f"{name}: {self.sup.name} stops qmail-send before files are replaced, starts it after", ok,
+                    evidence)
         ok, evidence = self.wait_delivered(subjects, timeout=max(60, messages))
         self.result(f"{name}: every in-flight message delivered exactly once", ok, evidence)
         _, queued = self.sh(f"find {self.prefix}/queue/mess {self.prefix}/queue/todo -type f | wc -l")
         self.result(f"{name}: queue drained", queued.strip() == "0", f"{queued.strip()} files left in mess/ and todo/")
         _, control_after = self.sh(f"cd {control} && sha256sum * 2>/dev/null")
         self.result(f"{name}: edited control files unchanged", control_before == control_after,
-                    "identical" if control_before == control_after else f"before: {control_before!r} after: {control_after!r}")
+                    "identical" if control_before == control_after
+                    else f"before: {control_before!r} after: {control_after!r}")
         _, version = self.pm_command("version", name=self.package)
         self.result(f"{name}: new version installed", version.strip() == new.version, version.strip())
         self.all_up(name)
@@ -161,7 +168,8 @@ class Lifecycle(RemovalSteps):
                                      path=put_artifact(self.box, artifact.path))
             code, out = self.sh(
                 "rm -f /tmp/qmail-pkg-send-count; "
-                "(while :; do pgrep -x qmail-send | wc -l >> /tmp/qmail-pkg-send-count; sleep 0.05; done) & sampler=$!; "
+                "(while :; do pgrep -x qmail-send | wc -l >> /tmp/qmail-pkg-send-count; sleep 0.05; done) & "
+                "sampler=$!; "
                 f"{{ {switch}; }} 2>&1; rc=$?; sleep 3; kill $sampler; exit $rc")
             switched = f"-> {to}" in out
             self.result(f"{name}: {switch}", code == 0 and switched, _tail(out, 3) or f"exit {code}, no output")

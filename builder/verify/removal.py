@@ -21,11 +21,13 @@ class RemovalSteps(Session):
         self.kept_delivered = self.kept_delivered_path = ""
         if self.sh(f"test -d {shlex.quote(self.alias_maildir)}")[0] == 0:
             subject = f"verify-kept-delivered-{stamp}"
-            self.sh(f"printf 'Subject: %s\\n\\nqmail-pkg verify\\n' {subject} | {self.prefix}/bin/qmail-inject {self.alias_user}")
+            self.sh(f"printf 'Subject: %s\\n\\nqmail-pkg verify\\n' {subject} | "
+                    f"{self.prefix}/bin/qmail-inject {self.alias_user}")
             deadline = time.monotonic() + 30
             while not self.kept_delivered_path and time.monotonic() < deadline:
                 self.kept_delivered_path = self.sh(
-                    f"grep -l '^Subject: {subject}$' {shlex.quote(self.alias_maildir)}/new/* 2>/dev/null | head -1")[1].strip()
+                    f"grep -l '^Subject: {subject}$' {shlex.quote(self.alias_maildir)}/new/* 2>/dev/null "
+                    "| head -1")[1].strip()
                 time.sleep(0.5)
             self.kept_delivered = subject if self.kept_delivered_path else ""
         self.sh(self.sup.stop("qmail-send"))
@@ -62,7 +64,8 @@ class RemovalSteps(Session):
 
     def mail_kept(self, step: str, output: str) -> None:
         kept = [path for path in (self.kept_queued_path, self.kept_delivered_path) if path]
-        _, present = self.sh("for f in " + " ".join(shlex.quote(p) for p in kept) + "; do test -f \"$f\" && echo \"$f\"; done")
+        _, present = self.sh("for f in " + " ".join(shlex.quote(p) for p in kept)
+                             + "; do test -f \"$f\" && echo \"$f\"; done")
         present_paths = present.split()
         named = [path for path in kept if path in output]
         self.result(f"{step}: the queued and the delivered message survive it, and its output names them",

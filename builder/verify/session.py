@@ -154,7 +154,8 @@ class Session:
     def delivered(self) -> list[str]:
         """Subjects of the messages in the test user's Maildir."""
         code, out = self.sh(
-            f"cat /home/{TEST_USER}/Maildir/new/* /home/{TEST_USER}/Maildir/cur/* 2>/dev/null | grep '^Subject: ' || true"
+            f"cat /home/{TEST_USER}/Maildir/new/* /home/{TEST_USER}/Maildir/cur/* 2>/dev/null "
+            "| grep '^Subject: ' || true"
         )
         return [line[len("Subject: "):].strip() for line in out.splitlines() if line.startswith("Subject: ")]
 

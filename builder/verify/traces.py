@@ -122,7 +122,8 @@ def svc_order(log: list[str], sup: Supervision) -> tuple[bool, str]:
     if log.index(downs[0]) > log.index(ups[-1]):
         return False, "the start came before the stop"
     if inode_down == inode_up:
-        return False, f"qmail-send was not stopped before dpkg replaced it (same inode {inode_down} at svc -d and svc -u)"
+        return False, ("qmail-send was not stopped before dpkg replaced it "
+                       f"(same inode {inode_down} at svc -d and svc -u)")
     if not queued.isdigit() or int(queued) == 0:
         return False, "the queue was already empty at svc -d: the upgrade did not interrupt a working qmail-send"
     return True, (f"{sup.control_command} stopped the old qmail-send (inode {inode_down}, {queued} queue files), "

@@ -152,7 +152,8 @@ class PowerCutReport:
 
     def table(self) -> str:
         columns = ("acknowledged", "delivered", "queued", "stranded", "lost", "not_recovered", "duplicated")
-        head = f"{'file system':<15} {'variant':<9} {'cycles':>6} " + " ".join(f"{c.replace('_', ' '):>13}" for c in columns)
+        head = (f"{'file system':<15} {'variant':<9} {'cycles':>6} "
+                + " ".join(f"{c.replace('_', ' '):>13}" for c in columns))
         lines = [head]
         for fs in self.options.filesystems:
             for variant in self.variants:
@@ -218,7 +219,8 @@ def _settings(prefix: str, package_name: str, version_command: str, options: Pow
     }
 
 
-def _run_cycle(cycle: Cycle, machine, settings: dict[str, str], folder: Path, log: Callable[[str], None]) -> CycleResult:
+def _run_cycle(cycle: Cycle, machine, settings: dict[str, str], folder: Path,
+               log: Callable[[str], None]) -> CycleResult:
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data.img"
     with open(data, "wb") as disk:
@@ -243,7 +245,8 @@ def _run_cycle(cycle: Cycle, machine, settings: dict[str, str], folder: Path, lo
                 console_deadline = deadline
                 break
         if first_ack is None:
-            return CycleResult(cycle, folder, error=f"no acknowledgement within {BOOT_TIMEOUT:.0f} s (console: {console.keep})")
+            return CycleResult(cycle, folder,
+                               error=f"no acknowledgement within {BOOT_TIMEOUT:.0f} s (console: {console.keep})")
         for _, line in console.lines(console_deadline):
             crash_lines.append(line)
         console.cut()  # the power cut
@@ -254,10 +257,12 @@ def _run_cycle(cycle: Cycle, machine, settings: dict[str, str], folder: Path, lo
     boot = Boot(base.kernel, base.initrd, Disk(machine.root, format="qcow2"), Disk(recover_job),
                 Disk(data, writable=True, direct=True))
     recovery_lines = run_boot(boot, folder / "recover.console", timeout=RECOVERY_TIMEOUT)
-    (folder / "repair.log").write_text("\n".join(line[10:] for line in recovery_lines if line.startswith("QP REPAIR ")) + "\n")
+    (folder / "repair.log").write_text("\n".join(line[10:] for line in recovery_lines if line.startswith("QP REPAIR "))
+                                       + "\n")
     if "QP DONE" not in recovery_lines:
         said = [line[3:] for line in recovery_lines if line.startswith("QP ") and not line.startswith("QP REPAIR")][-3:]
-        return CycleResult(cycle, folder, cut_after, error=f"the recovery boot did not finish: {' | '.join(said) or 'no word'}")
+        return CycleResult(cycle, folder, cut_after,
+                           error=f"the recovery boot did not finish: {' | '.join(said) or 'no word'}")
     outcome = classify(crash_lines, recovery_lines)
     result = CycleResult(cycle, folder, cut_after, outcome)
     (folder / "classification.json").write_text(json.dumps(result.as_dict(), indent=1) + "\n")
