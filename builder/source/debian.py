@@ -15,6 +15,7 @@ import hashlib
 import posixpath
 import re
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import BuildError
 from ..package.deb import (
@@ -111,8 +112,8 @@ def copyright_file(spec: SourceSpec, options: DebianOptions) -> str:
 
 
 class DebianSource:
-    format = "deb"
-    kind = "debian"
+    format: ClassVar[str] = "deb"
+    kind: ClassVar[str] = "debian"
 
     def version(self, spec: SourceSpec) -> str:
         return DebPackager().version(spec.package)

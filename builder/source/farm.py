@@ -48,6 +48,8 @@ def _collect(sandbox, folder: str, suffixes: tuple[str, ...], out_dir: Path) -> 
             if member.size > MAX_FILE or parts[1].startswith(".") or "\\" in parts[1]:
                 raise BuildError(f"{folder}/{printable(parts[1])}: not a file a farm's build leaves")
             handle = tar.extractfile(member)
+            if handle is None:  # a regular member always has its data
+                raise BuildError(f"{folder}/{printable(parts[1])}: no data in the tar stream")
             destination = out_dir / parts[1]
             fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
             with os.fdopen(fd, "wb") as out:

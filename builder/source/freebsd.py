@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import BuildError
 from ..package.pkg import FreeBSDOptions
@@ -82,8 +83,8 @@ def message(spec: SourceSpec) -> list[str]:
 
 
 class FreeBSDPort:
-    format = "pkg"
-    kind = "port"
+    format: ClassVar[str] = "pkg"
+    kind: ClassVar[str] = "port"
 
     def makefile(self, spec: SourceSpec, arch_patches: dict[str, list[str]]) -> str:
         options: FreeBSDOptions = spec.package.options or FreeBSDOptions()

@@ -15,6 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 from ..errors import BuildError
 from ..package.rpm import RpmOptions, RpmPackager
@@ -57,8 +58,8 @@ def file_list(spec: SourceSpec) -> list[str]:
 
 
 class RpmSource:
-    format = "rpm"
-    kind = "srpm"
+    format: ClassVar[str] = "rpm"
+    kind: ClassVar[str] = "srpm"
 
     def spec_text(self, spec: SourceSpec, packaging_name: str) -> str:
         options: RpmOptions = spec.package.options or RpmOptions()

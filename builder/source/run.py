@@ -89,7 +89,8 @@ def changes_of(plan: Plan, upstreams: tuple[Upstream, ...]) -> tuple[list[Change
     some of the target's architectures only, each made on top of those.)"""
     target = plan.target
     folders = {upstream.name: folder_of(upstream) for upstream in upstreams}
-    everywhere, some = [], []
+    everywhere: list[Change] = []
+    some: list[Change] = []
     for patch in target.patches:
         argv = ("patch", "--batch", "--forward", f"-p{patch.strip}", "-d", folders[patch.source],
                 "-i", f"{PATCH_FILES}/{patch.file.name}")
@@ -280,11 +281,11 @@ def run_source(plan: Plan, upstreams: tuple[Upstream, ...], trees: dict[str, Pat
                 if target.architecture in change.architectures:
                     runner.run(change.argv, change.subject)
         listing = _read_folder(sandbox, DIFFS)
-        patches = []
+        patches: list[SourcePatch] = []
         for number, change in enumerate(changes, 1):
-            patch = _patch_of(change, number, listing, f"{target.label}: {change.origin} ({change.subject})")
-            if patch is not None:
-                patches.append(patch)
+            source_patch = _patch_of(change, number, listing, f"{target.label}: {change.origin} ({change.subject})")
+            if source_patch is not None:
+                patches.append(source_patch)
         _check_apart(patches, target.label)
         values = dict(plan.option_values)
         phased = target.phased_steps(values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from dataclasses import replace
 
 from ..errors import BuildError, printable
 from ..package import Packager
@@ -70,22 +71,22 @@ def install_items(plan: Plan, run: SourceRun, tree: StagedTree) -> tuple[tuple[I
         if entry.owner not in users or entry.group not in groups:
             raise BuildError(f"{label}: {printable(entry.path)} belongs to {printable(entry.owner)}:"
                              f"{printable(entry.group)}, not to the recipe's accounts")
-        common = dict(path=entry.path, kind=entry.kind, mode=entry.mode, owner=entry.owner, group=entry.group,
-                      uid=users[entry.owner], gid=groups[entry.group])
+        common = InstallItem(path=entry.path, kind=entry.kind, mode=entry.mode, owner=entry.owner, group=entry.group,
+                             uid=users[entry.owner], gid=groups[entry.group])
         if entry.kind == "dir":
-            items.append(InstallItem(**common))
+            items.append(common)
         elif entry.kind == "symlink":
-            items.append(InstallItem(**common, link=entry.link_target))
+            items.append(replace(common, link=entry.link_target))
         elif entry.kind == "file":
             content = tree.store.read(entry.sha256)
             conffile = any(entry.is_below(folder) for folder in layout.config)
             original = run.tree.has(entry.path) and run.tree.entry(entry.path).sha256 == entry.sha256
             if original:
-                items.append(InstallItem(**common, source=_source_of(entry, built, made, label),
-                                         strip=content.startswith(ELF), conffile=conffile))
+                items.append(replace(common, source=_source_of(entry, built, made, label),
+                                     strip=content.startswith(ELF), conffile=conffile))
             else:
                 files[entry.path] = content
-                items.append(InstallItem(**common, source=entry.path.lstrip("/"), packaged=True, conffile=conffile))
+                items.append(replace(common, source=entry.path.lstrip("/"), packaged=True, conffile=conffile))
         else:
             raise BuildError(f"{label}: {printable(entry.path)} is a {entry.kind} outside the state folders; "
                              "a package cannot ship it")
