@@ -132,14 +132,19 @@ def _run_build(plan: Plan, progress: Progress, workdir: Path, environment: Envir
         if probe is not None:
             progress.stage("find the libraries the binaries need")
             lines: list[str] = []
+
+            def keep(line: str) -> None:  # `lines` as it is when the line comes
+                lines.append(line)
+                progress.line(line)
+
             code = sandbox.run(["sh", "-c", PROBE_RESULT, "sh", f"{STEPS_IN_SANDBOX}/probe-result"], env=env,
-                               on_output=lambda line: (lines.append(line), progress.line(line)))
+                               on_output=keep)
             if code != 0:
                 # The background probe raced with the last steps (a binary
                 # replaced while it read it): once more, now that they are over.
                 progress.line(f"library probe exited {code} while the steps ran; probing again")
                 lines = []
-                code = sandbox.run(list(probe), env=env, on_output=lambda line: (lines.append(line), progress.line(line)))
+                code = sandbox.run(list(probe), env=env, on_output=keep)
             if code != 0:
                 raise BuildError(f"{target.label}: finding library dependencies failed with exit {code} "
                                  f"(log: {progress.log_path})")
@@ -370,7 +375,9 @@ def _build_and_package(plan: Plan, environment: Environment, key: str, options: 
     recipe, target = plan.recipe, plan.target
     output = _run_build(plan, progress, workdir, environment, options.run_id, options.variation, engine)
     tree, model = completed(plan, output.tree)
-    artifacts, facts, companions = [], [], []
+    artifacts: list[Artifact] = []
+    facts: list[PackageFacts] = []
+    companions: list[Path] = []
     manifest = tuple(ManifestEntry(e.path, e.kind, e.mode, e.owner, e.group, e.link_target, e.sha256)
                      for e in tree.entries)
     for fmt in target.formats:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from .. import emulation
 from ..cache import default_cache_dir as default_build_cache_dir
@@ -32,6 +33,7 @@ from ..sandbox.docker import remove_leftovers
 from ..sandbox.images import ROLES
 from ..selftest import run_selftest
 from ..shipped import example_recipe, host_setup_script
+from ..source import SourceResult
 from ..source.farm import COMMANDS as FARM_COMMANDS
 from ..source.farm import rebuild
 from ..source.obs import obs_package
@@ -226,11 +228,12 @@ def source(args) -> int:
     if obs is not None and not {"deb", "rpm"} <= {fmt for target in targets for fmt in target.formats}:
         raise QmailPkgError("--obs lays out a Debian source package and an RPM .spec together: name a Debian "
                             "target and an RPM target (e.g. --target debian-12 --target el-9)")
-    summary, written = [], []
+    summary: list[dict[str, Any]] = []  # printed as JSON
+    written: list[SourceResult] = []
     for target in targets:
         outcome = make_sources(recipe, target, options)
         written += outcome.results
-        row = {"target": outcome.target, "log": str(outcome.log_path),
+        row: dict[str, Any] = {"target": outcome.target, "log": str(outcome.log_path),
                "sources": [{"kind": r.kind, "main": str(r.main), "files": [str(p) for p in r.files]}
                            for r in outcome.results]}
         for result in outcome.results:

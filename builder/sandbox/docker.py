@@ -181,7 +181,7 @@ class DockerSandbox:
         if boot:
             self.command = list(command or BOOT)
             self.cap_add = sorted({*self.cap_add, "SYS_ADMIN"})
-        self._engine = None
+        self._engine: docker.DockerClient | None = None
         self._container = None
 
     # -- lifecycle -------------------------------------------------------
@@ -239,7 +239,7 @@ class DockerSandbox:
         registry. The image's own label (qmail-pkg.architecture) says the
         truth; binfmt runs its programs either way."""
         try:
-            recorded = self._engine.images.get(image).attrs.get("Architecture", "")
+            recorded = self._client().images.get(image).attrs.get("Architecture", "")
         except docker.errors.ImageNotFound:
             return None
         return self.platform if self.platform.split("/")[1] == recorded else None
@@ -272,6 +272,11 @@ class DockerSandbox:
         if self._container is None:
             raise SandboxError("sandbox used before start() or after destroy()")
         return self._container
+
+    def _client(self) -> docker.DockerClient:
+        if self._engine is None:
+            raise SandboxError("sandbox used before start()")
+        return self._engine
 
     # -- files -----------------------------------------------------------
     def put_tree(self, host_dir: Path, dest: str) -> None:
@@ -318,7 +323,7 @@ class DockerSandbox:
         user: str = "root",
     ) -> int:
         container = self._require()
-        api = self._engine.api
+        api = self._client().api
         exec_id = api.exec_create(
             container.id,
             list(argv),

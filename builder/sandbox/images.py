@@ -122,6 +122,7 @@ def cross_image_spec(target: Target, toolchain: str, host: str, *, shared_image:
     distribution's cross gcc) one per target release and architecture, with
     that architecture's libraries beside the host's."""
     userland = target.userland
+    foreign: tuple[str, ...]
     if shared_image:
         reference, foreign = shared_image, ()
     else:
