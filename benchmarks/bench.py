@@ -36,14 +36,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from builder.environment import prepare_environment  # noqa: E402
 from builder.fixtures import write_sources  # noqa: E402
 from builder.package import PACKAGERS, PackageSpec  # noqa: E402
 from builder.package.nfpm import nfpm_binary  # noqa: E402
 from builder.pipeline import BuildOptions, build_target  # noqa: E402
 from builder.plan import SOURCES_IN_SANDBOX, make_plan  # noqa: E402
-from builder.recipe.loader import load_recipe  # noqa: E402
-from builder.environment import prepare_environment  # noqa: E402
 from builder.platforms import platform_for  # noqa: E402
+from builder.recipe.loader import load_recipe  # noqa: E402
 from builder.sources import prepare  # noqa: E402
 from builder.staged import ContentStore, Entry, StagedTree  # noqa: E402
 
@@ -177,7 +177,7 @@ def part_d(recipe, target, work, build, runs) -> None:
         folder = work / f"pack-{fmt}"
         folder.mkdir()
 
-        def pack():
+        def pack(folder=folder, packager=packager, spec=spec):  # this pass's, bound now
             out = folder / f"out-{time.monotonic_ns()}"
             out.mkdir()
             packager.build(spec, out, out)
@@ -187,9 +187,11 @@ def part_d(recipe, target, work, build, runs) -> None:
         total += seconds
         configs = sorted(folder.glob("out-*/nfpm-*.yaml"))
         if configs:
-            direct = median(lambda: subprocess.run([nfpm_binary(), "package", "-f", str(configs[-1]), "-p", fmt,
-                                                    "-t", str(folder / f"direct.{fmt}")], check=True,
-                                                   capture_output=True), runs)
+            def direct_run(config=configs[-1], fmt=fmt, folder=folder):  # this pass's, bound now
+                return subprocess.run([nfpm_binary(), "package", "-f", str(config), "-p", fmt,
+                                      "-t", str(folder / f"direct.{fmt}")], check=True, capture_output=True)
+
+            direct = median(direct_run, runs)
             print(f"    {fmt}: {seconds:.3f} s   nfpm alone {direct:.3f} s   ratio {seconds / direct:.2f}x")
         else:
             print(f"    {fmt}: {seconds:.3f} s   (written here, no nfpm)")
@@ -207,7 +209,7 @@ def part_e(recipe, build, runs) -> None:
     for name in CROSS_AGAINST_NATIVE:
         target = recipe.target(name).for_architecture("amd64")
         prepare_environment(target, "build")
-        seconds = median(lambda: build(target=target, use_cache=False), runs)
+        seconds = median(lambda target=target: build(target=target, use_cache=False), runs)
         ratio = seconds / baseline
         print(f"    {name} {target.method:6} {seconds:6.2f} s   ratio {ratio:.2f}x   goal <= 1.5x: "
               f"{'met' if ratio <= 1.5 else 'NOT met'}")
@@ -253,8 +255,9 @@ def staged_tree_from_deb(deb: Path, store_root: Path):
 def spec_for(recipe, target, packager, tree):
     shared = tuple(e.path for e in tree.entries if e.kind == "dir" and not e.path.startswith(recipe.layout.prefix)
                    and not e.path.startswith(f"{platform_for(packager.family).doc_root}/{recipe.package.name}"))
-    return PackageSpec(meta=recipe.package, revision=1, version_suffix=platform_for(packager.family).version_suffix(target),
-                       architecture="amd64", release=target.release, description=recipe.package.summary + "\n" +
+    return PackageSpec(meta=recipe.package, revision=1,
+                       version_suffix=platform_for(packager.family).version_suffix(target), architecture="amd64",
+                       release=target.release, description=recipe.package.summary + "\n" +
                        recipe.package.description, tree=tree, shipped=tree.entries, conffiles=(), scripts=(),
                        source_date_epoch=315532800, options=recipe.options.get(packager.options_key),
                        shared_dirs=shared, install_prefix=recipe.layout.prefix)
