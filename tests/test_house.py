@@ -5,9 +5,15 @@ schema accepts."""
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import shutil
+import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 from builder.environment import BACKENDS
 from builder.package import PACKAGERS
@@ -209,3 +215,35 @@ def test_every_target_of_the_recipe_is_served_by_the_registries():
         assert target.native_builder in BACKENDS
         if target.cross is not None:
             assert target.cross.toolchain in TOOLCHAINS
+
+
+def _linter(name: str) -> list[str]:
+    """How to run one of the test extras' linters: as a module of this
+    Python, else as the program beside it; skipped where neither is."""
+    if importlib.util.find_spec(name) is not None:
+        return [sys.executable, "-m", name]
+    program = shutil.which(name, path=str(Path(sys.executable).parent))
+    if program is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]' brings it)")
+    return [program]
+
+
+def test_ruff_finds_nothing():
+    result = subprocess.run([*_linter("ruff"), "check", "."], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing():
+    result = subprocess.run([*_linter("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pyproject_configures_both_linters():
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    tool = settings["tool"]
+    assert tool["ruff"]["line-length"] == 120
+    assert tool["ruff"]["lint"]["select"]
+    assert tool["mypy"]["packages"] == ["builder"]
+    extras = " ".join(settings["project"]["optional-dependencies"]["test"])
+    assert "ruff" in extras and "mypy" in extras  # pip install -e '.[test]' brings both
