@@ -10,15 +10,18 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from builder.environment import prepare_environment
 from builder.formats.pkgfile import file_sum
 from builder.recipe.loader import load_recipe
 from builder.repo.base import PublishError
+from builder.repo.freebsd import newest_of_each
 from builder.repo.gpg import Signer, SigningError
 from builder.repo.publish import publish as publish_into
 from builder.sandbox.docker import DockerSandbox
@@ -243,11 +246,33 @@ def test_dnf_reads_the_signed_rpm_repository(built_rpm, gnupg, tmp_path):
     assert refused.returncode != 0, refused.stdout + refused.stderr
 
 
+def test_the_freebsd_catalogue_holds_the_newest_version_of_each_name():
+    entries = [{"name": "qmail-syncdir", "version": v} for v in ("1.03_9", "1.03_10", "1.03_2")]
+    entries.append({"name": "other", "version": "1.0"})
+    assert newest_of_each(entries) == [{"name": "other", "version": "1.0"},
+                                       {"name": "qmail-syncdir", "version": "1.03_10"}]
+
+
+def _catalogue_versions(area: Path) -> list[str]:
+    with tarfile.open(fileobj=zstandard.ZstdDecompressor().stream_reader((area / "packagesite.pkg").open("rb")),
+                      mode="r|") as tar:
+        contents = {m.name: tar.extractfile(m).read() for m in tar}
+    return [json.loads(line)["version"] for line in contents["packagesite.yaml"].decode().splitlines()]
+
+
+def test_a_second_publish_lists_only_the_newer_freebsd_package(built_pkg, built_for, gnupg, tmp_path):
+    """pkg(8) (2.8, built on Linux) upgraded to 1.03_2 from a catalogue that
+    held both, but `pkg version -vR` then called 1.03_1 up to date."""
+    repo = tmp_path / "repo"
+    publish(artifacts_dir(tmp_path / "r1", built_pkg), repo, key=None, pkg_key=gnupg["pkg_key"])
+    publish(artifacts_dir(tmp_path / "r2", built_for("freebsd-14", 2)), repo, key=None, pkg_key=gnupg["pkg_key"])
+    area = repo / "freebsd/FreeBSD:14:amd64"
+    assert sorted(p.name for p in (area / "All").iterdir()) == ["qmail-syncdir-1.03_1.freebsd14.amd64.pkg",
+                                                                 "qmail-syncdir-1.03_2.freebsd14.amd64.pkg"]
+    assert _catalogue_versions(area) == ["1.03_2"]
+
+
 def test_freebsd_catalogue_lists_the_package_signed(built_pkg, gnupg, tmp_path):
-    import tarfile
-
-    import zstandard
-
     repo = tmp_path / "repo"
     publish(artifacts_dir(tmp_path, built_pkg), repo, key=None, pkg_key=gnupg["pkg_key"])
     area = repo / "freebsd/FreeBSD:14:amd64"

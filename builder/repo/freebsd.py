@@ -38,6 +38,7 @@ from .base import (
     checked,
     newest,
     split_key,
+    version_key,
 )
 
 META = ('version = 2;\npacking_format = "tzst";\nmanifests = "packagesite.yaml";\ndata = "data";\n'
@@ -50,6 +51,19 @@ ENTRY_KEYS = ("name", "origin", "version", "comment", "maintainer", "www", "abi"
 
 MAX_PKG = 2 << 30
 PUBLIC_KEY = "qmail-pkg-freebsd.pub"
+
+
+def newest_of_each(entries: list[dict]) -> list[dict]:
+    """The newest version of each package name, as a ports tree's repository
+    holds one: with two listed, pkg(8) upgrades to the newer but `pkg
+    version -vR` compares an install with the older and calls it up to date.
+    Older files stay in All/ until --prune removes them."""
+    kept: dict[str, dict] = {}
+    for entry in entries:
+        held = kept.get(entry["name"])
+        if held is None or version_key(entry["version"]) > version_key(held["version"]):
+            kept[entry["name"]] = entry
+    return [kept[name] for name in sorted(kept)]
 
 
 def catalogue_entry(data: bytes, repopath: str) -> dict:
@@ -176,11 +190,12 @@ class PkgRepository:
                                    f"{printable((result.stderr or result.stdout).strip()[-300:])}")
             report.indexes.append(area)
             return
-        entries = []
+        found = []
         with self.tree.sub("freebsd", abi, "All") as packages:
             for name, _ in packages.entries(100_000):
                 if name.endswith(".pkg"):
-                    entries.append(catalogue_entry(packages.read(name, MAX_PKG), f"All/{name}"))
+                    found.append(catalogue_entry(packages.read(name, MAX_PKG), f"All/{name}"))
+        entries = newest_of_each(found)
         lines = "".join(json.dumps(entry, separators=(",", ":"), ensure_ascii=False) + "\n" for entry in entries)
         site = lines.encode()
         data = json.dumps({"groups": [], "expired_packages": [], "packages": entries},
@@ -201,4 +216,4 @@ class PkgRepository:
         self.tree.write(CONF, conf_text(self.settings).encode())
 
 
-__all__ = ["PkgRepository", "catalogue_entry", "sign"]
+__all__ = ["PkgRepository", "catalogue_entry", "newest_of_each", "sign"]
