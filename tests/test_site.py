@@ -38,6 +38,8 @@ from builder.cli import main
 from builder.evidence import CheckResult, Evidence
 from builder.recipe.loader import load_recipe
 from builder.record import BuildRecord
+from builder.site.chart import COLOURS
+from builder.site.model import gaps
 from builder.verify.powercut import Cycle, CycleResult, PowerCutOptions, PowerCutReport
 from builder.verify.powercut.classify import Outcome
 
@@ -268,7 +270,6 @@ def test_stylesheet_colours_have_enough_contrast():
         assert ratio >= 4.5, (selector.strip(), ratio)
         checked += 1
     assert checked >= 8
-    from builder.site.chart import COLOURS
 
     for state, colour in COLOURS.items():  # graphical objects against the page: 3:1
         assert contrast(colour, page) >= 3, state
@@ -458,3 +459,11 @@ def test_a_hostile_package_summary_is_shown_as_text(miniature, tmp_path, gnupg):
     page = (repo / "packages/deb" / f"{artifact_of(result, 'deb').name}.html").read_text()
     assert f"<p class=\"lead\">{escape(recipe.package.summary)}</p>" in page
     assert "<script" not in page and "<img" not in page
+
+
+def test_piuparts_is_no_gap_of_an_rpm_or_pkg_only_a_note_on_its_page():
+    """The index's "not verified" column lists what was not done, not what
+    does not apply: piuparts tests .deb packages only."""
+    for family, applies in (("debian", True), ("rhel", False), ("freebsd", False)):
+        (piuparts,) = [gap for gap in gaps(family, None, "", False, ()) if gap.short == "piuparts"]
+        assert piuparts.applies is applies, family

@@ -21,6 +21,7 @@ NOT_HERE = "not verified here"
 class Gap:
     short: str  # a word or two for the index's column
     text: str  # the sentence on the package's page
+    applies: bool = True  # False: a check that does not apply to this format (said on its page only)
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def gaps(family: str, record: BuildRecord | None, problem: str, provenance: bool
         found.append(Gap("piuparts", f"Debian's own package tester (qmail-pkg piuparts): {NOT_HERE}."))
     elif family != "debian":
         found.append(Gap("piuparts", "piuparts, Debian's own package tester, does not apply: it tests .deb "
-                                     "packages only."))
+                                     "packages only.", applies=False))
     for item in evidence:
         if item.kind == "power-cut" and not any(row.variant == "baseline" for row in item.power_cut):
             found.append(Gap("baseline", "The power cuts ran without a baseline (the same qmail without "
