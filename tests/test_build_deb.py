@@ -4,6 +4,7 @@ in a clean container, with owners, modes, setuid and syncdir linkage checked."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from builder.environment import ensure_image
 from builder.errors import BuildError
-from builder.sandbox.docker import LABEL, DockerSandbox, client
+from builder.sandbox.docker import LABEL, OWNER_LABEL, DockerSandbox, client
 from builder.sandbox.images import image_spec
 from builder.verify.checks import check_syncdir_symbols, put_artifact
 from builder.verify.install import install_and_check
@@ -226,10 +227,16 @@ def test_other_targets_build_and_install(engine, recipe, fixture_sources, tmp_pa
 
 
 def test_build_sandbox_is_isolated_and_cleaned(engine, recipe):
-    """No network, no privileges, labelled; `qmail-pkg clean` removes leftovers."""
+    """No network, no privileges, labelled; `qmail-pkg clean` removes what a
+    killed run left and keeps the sandboxes of a run still going."""
     spec = image_spec(recipe.target(TARGET), "build")
-    box = DockerSandbox(spec.reference, role="build", labels={"qmail-pkg.target": TARGET})
-    box.start()  # deliberately never destroyed: a "killed run"
+    ended = subprocess.Popen(["true"])  # a process that has ended: the "killed run"
+    ended.wait()
+    dead = f"{socket.gethostname()}/{ended.pid}"
+    box = DockerSandbox(spec.reference, role="build", labels={"qmail-pkg.target": TARGET, OWNER_LABEL: dead})
+    box.start()  # deliberately never destroyed
+    live = DockerSandbox(spec.reference, role="build", labels={"qmail-pkg.target": TARGET})  # this process's
+    live.start()
     config = client().api.inspect_container(box.container_id)
     host = config["HostConfig"]
     assert host["NetworkMode"] == "none" and host["Privileged"] is False
@@ -238,8 +245,14 @@ def test_build_sandbox_is_isolated_and_cleaned(engine, recipe):
     code, out = box.output(["sh", "-c", "cat /sys/class/net/*/operstate 2>/dev/null; ls /sys/class/net"])
     assert out.split() == ["unknown", "lo"]  # loopback only
     result = subprocess.run([sys.executable, "-m", "builder.cli", "clean"], capture_output=True, text=True, cwd=ROOT)
-    assert result.returncode == 0 and box.container_id[:12] in result.stdout
-    assert not client().containers.list(all=True, filters={"label": LABEL})
+    assert result.returncode == 0 and box.container_id[:12] in result.stdout.splitlines()[0]
+    assert f"kept 1 of runs still going on this machine: {live.container_id[:12]}" in result.stdout
+    left = {c.id for c in client().containers.list(all=True, filters={"label": LABEL})}
+    assert box.container_id not in left and live.container_id in left
+    result = subprocess.run([sys.executable, "-m", "builder.cli", "clean", "--all"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert result.returncode == 0 and live.container_id[:12] in result.stdout
+    live.destroy()  # already gone: no error
 
 
 def test_library_probe_skips_strip_copies_and_fails_loudly(engine, recipe):

@@ -246,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="file to write (default: .github/workflows/qmail-pkg.yml or .gitlab-ci.yml); - for stdout")
     p.set_defaults(func=commands.ci)
 
-    p = sub.add_parser("clean", help="remove containers left behind by killed runs")
+    p = sub.add_parser("clean", help="remove containers left behind by killed runs (those of runs still going "
+                                      "on this machine are kept)")
+    p.add_argument("--all", action="store_true", help="remove every container qmail-pkg made, running or not")
     p.set_defaults(func=commands.clean)
     return parser
 

@@ -403,8 +403,10 @@ def repo_publish(args) -> int:
 
 
 def clean(args) -> int:
-    removed = remove_leftovers()
+    removed, kept = remove_leftovers(keep_live=not args.all)
     print(f"removed {len(removed)} container(s)" + (f": {' '.join(removed)}" if removed else ""))
+    if kept:
+        print(f"kept {len(kept)} of runs still going on this machine: {' '.join(kept)} (--all removes them too)")
     return 0
 
 

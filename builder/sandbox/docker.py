@@ -8,6 +8,8 @@ through bind mounts, so host ownership cannot leak into packages.
 from __future__ import annotations
 
 import io
+import os
+import socket
 import tarfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -25,6 +27,26 @@ from ..staged import StreamReader
 from .base import OutputSink
 
 LABEL = "qmail-pkg"
+# Which process on which machine made a container: `qmail-pkg clean` removes
+# what killed runs left, never the sandboxes of a run still going.
+OWNER_LABEL = "qmail-pkg.owner"
+
+
+def owner() -> str:
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+def _run_is_alive(made_by: str) -> bool:
+    host, _, pid = made_by.rpartition("/")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 # Capabilities a compile-and-install never needs. Builds keep the defaults they
 # do need (chown, setuid/setgid bits, useradd) and run with no-new-privileges.
 BUILD_CAP_DROP = ["NET_RAW", "NET_BIND_SERVICE", "MKNOD", "SYS_CHROOT", "AUDIT_WRITE", "SETPCAP", "SETFCAP", "KILL"]
@@ -169,7 +191,7 @@ class DockerSandbox:
         self.platform = oci_platform(architecture)
         self.image = image
         self.role = role
-        self.labels = {LABEL: role, **(labels or {})}
+        self.labels = {LABEL: role, OWNER_LABEL: owner(), **(labels or {})}
         self.command = list(command or KEEPALIVE)
         self.cap_add = list(cap_add)
         self.hostname = hostname
@@ -252,7 +274,8 @@ class DockerSandbox:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            raise SandboxError(f"cannot remove container {self._container.short_id}: {exc}") from None
+            if exc.status_code != 409:  # 409: its removal is already in progress (qmail-pkg clean)
+                raise SandboxError(f"cannot remove container {self._container.short_id}: {exc}") from None
         finally:
             self._container = None
 
@@ -351,13 +374,25 @@ class DockerSandbox:
         return code, "\n".join(lines)
 
 
-def remove_leftovers(labels: Mapping[str, str] | None = None, engine=None) -> list[str]:
+def remove_leftovers(labels: Mapping[str, str] | None = None, engine=None, *,
+                     keep_live: bool = False) -> tuple[list[str], list[str]]:
     """Remove every container this tool labelled (or only those with all the
-    given labels, e.g. one run's); return their short ids."""
+    given labels, e.g. one run's), but with keep_live those that a process
+    still running on this machine made; return the short ids removed and
+    kept. A container another machine made counts as left behind."""
     engine = client(engine)
-    removed = []
+    removed, kept = [], []
     wanted = [LABEL] + [f"{key}={value}" for key, value in (labels or {}).items()]
     for container in engine.containers.list(all=True, filters={"label": wanted}):
-        container.remove(force=True)
+        if keep_live and _run_is_alive(container.labels.get(OWNER_LABEL, "")):
+            kept.append(container.short_id)
+            continue
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            continue  # gone meanwhile
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: its removal is already in progress
+                raise SandboxError(f"cannot remove container {container.short_id}: {exc}") from None
         removed.append(container.short_id)
-    return removed
+    return removed, kept
