@@ -71,7 +71,8 @@ def build_image_spec(target: Target) -> ImageSpec:
     host = host_architecture()
     if toolchain.wheels:
         return cross_image_spec(target, toolchain.name, host, shared_image=f"qmail-pkg/cross-{toolchain.name}",
-                                toolchain_sha256=toolchain.sha256_of(host), suite=CROSS_SUITE)
+                                toolchain_sha256=toolchain.sha256_of(host),
+                                toolchain_warm=(*toolchain.warm, *toolchain.warm_links), suite=CROSS_SUITE)
     return cross_image_spec(target, toolchain.name, host)
 
 

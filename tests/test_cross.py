@@ -16,10 +16,12 @@ import hashlib
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from builder.environment import build_image_spec
 from builder.formats.elf import read_program
 from builder.formats.pkgfile import read_pkg
 from builder.package import PACKAGERS
@@ -143,6 +145,16 @@ def test_debian_arm64_cross_is_a_regular_debian_package(cross_built):
     record = json.loads(cross_built["debian-12", "arm64"].record_path.read_text())
     assert record["method"] == "cross" and record["toolchain"]["name"] == "gnu"
     assert record["toolchain"]["target"] == "aarch64-linux-gnu"
+
+
+def test_the_zig_image_is_warmed_for_the_links_the_builds_make(recipe):
+    """EL and FreeBSD link PIE: a cache warmed for plain executables only
+    cost each build six seconds; the warm-up is part of the image's
+    definition, so changing it makes a new image."""
+    spec = build_image_spec(recipe.target("freebsd-14"))
+    assert spec.reference == "qmail-pkg/cross-zig:latest"
+    assert {"x86_64-freebsd.14.0-none", "aarch64-linux-gnu.2.28", "plain", "pie"} <= set(spec.toolchain_warm)
+    assert replace(spec, toolchain_warm=spec.toolchain_warm[:-1]).definition_hash != spec.definition_hash
 
 
 def test_the_command_line_says_how_each_target_builds(tmp_path):

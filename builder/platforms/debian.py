@@ -226,10 +226,16 @@ def _toolchain_hooks(spec: ImageSpec, scratch: Path, log: Callable[[str], None])
     program = scratch / "warm.c"
     program.write_text(WARM_PROGRAM)
     script = scratch / "warm.sh"
-    # two at a time: each builds one C library's stubs and startup files
+    # two at a time: each builds one C library's stubs and startup files, for
+    # each kind of executable the toolchain names (a PIE's are built apart)
+    zig = f"{ZIG_HOME}/zig cc -target @"
+    links = {"plain": f"{zig} -o /tmp/warm-@ /tmp/warm.c",
+             "pie": f"{zig} -O2 -fPIE -c /tmp/warm.c -o /tmp/warm-@.o && "
+                    f"{zig} -pie -s /tmp/warm-@.o -o /tmp/warm-@-pie"}
+    commands = " && ".join(links[kind] for kind in toolchain.warm_links or ("plain",))
     script.write_text(f"export ZIG_GLOBAL_CACHE_DIR={ZIG_CACHE}\n"
                       f"printf '%s\\n' {' '.join(toolchain.warm)} |\n"
-                      f"  xargs -P 2 -I @ {ZIG_HOME}/zig cc -target @ -o /tmp/warm-@ /tmp/warm.c\n")
+                      f"  xargs -P 2 -I @ sh -euc '{commands}'\n")
     return [
         f"--customize-hook=mkdir -p \"$1\"{ZIG_HOME} \"$1\"{ZIG_CACHE}",
         f"--customize-hook=tar -C \"$1\"{ZIG_HOME} -xf {tarball}",

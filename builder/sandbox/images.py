@@ -55,6 +55,9 @@ class ImageSpec:
     # by name and the sha256 of the file it comes from
     toolchain: str = ""
     toolchain_sha256: str = ""
+    # what its cache is warmed for at image time (targets, kinds of link):
+    # another warm-up is another image
+    toolchain_warm: tuple[str, ...] = ()
 
     @property
     def definition_hash(self) -> str:
@@ -64,6 +67,7 @@ class ImageSpec:
         offered = ["offered:", *self.offered] if self.offered else []
         foreign = ["foreign:", *self.foreign] if self.foreign else []
         toolchain = ["toolchain:", self.toolchain, self.toolchain_sha256] if self.toolchain else []
+        toolchain += ["warm:", *self.toolchain_warm] if self.toolchain_warm else []
         text = "\n".join(["2", self.family, self.suite, self.role, *self.packages, *arch, *offered, *foreign,
                           *toolchain])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -115,7 +119,7 @@ def image_spec(target: Target, role: str) -> ImageSpec:
 
 
 def cross_image_spec(target: Target, toolchain: str, host: str, *, shared_image: str = "",
-                     toolchain_sha256: str = "", suite: str = "") -> ImageSpec:
+                     toolchain_sha256: str = "", toolchain_warm: tuple[str, ...] = (), suite: str = "") -> ImageSpec:
     """The build image of a cross build: the cross userland with
     build-cross-<toolchain>.packages. A toolchain that serves every target
     (zig) has one image of its own (shared_image); another (the
@@ -134,7 +138,7 @@ def cross_image_spec(target: Target, toolchain: str, host: str, *, shared_image:
     packages = _read_packages(userland, "build", formats, (f"cross-{toolchain}",), target.architecture)
     return ImageSpec(reference, userland, suite or target.userland_suite, "build", packages, host,
                      foreign=foreign, toolchain=toolchain if toolchain_sha256 else "",
-                     toolchain_sha256=toolchain_sha256)
+                     toolchain_sha256=toolchain_sha256, toolchain_warm=toolchain_warm if toolchain_sha256 else ())
 
 
 __all__ = ["BUILDD", "DEFINITION_LABEL", "ImageSpec", "PACKAGES_LABEL", "ROLES", "containers_dir", "cross_image_spec",
